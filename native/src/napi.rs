@@ -1,0 +1,208 @@
+//! Hand-declared subset of Node-API (js_native_api.h, N-API version 1) and thin helpers.
+//!
+//! No crate provides these: the symbols are left undefined in the cdylib and resolve from
+//! the host process (node, bun) when it dlopens the `.node` file. Only functions this crate
+//! calls are declared; every one of them exists since N-API version 1.
+
+use std::ffi::{CStr, c_char, c_void};
+use std::ptr;
+
+/// Opaque handles of js_native_api_types.h.
+#[repr(C)]
+pub struct OpaqueEnv {
+    _private: [u8; 0],
+}
+#[repr(C)]
+pub struct OpaqueValue {
+    _private: [u8; 0],
+}
+#[repr(C)]
+pub struct OpaqueCallbackInfo {
+    _private: [u8; 0],
+}
+
+pub type Env = *mut OpaqueEnv;
+pub type Value = *mut OpaqueValue;
+pub type CallbackInfo = *mut OpaqueCallbackInfo;
+pub type Callback = unsafe extern "C" fn(env: Env, info: CallbackInfo) -> Value;
+
+/// `napi_status`: 0 is `napi_ok`; any other value is a failure.
+pub type Status = i32;
+pub const OK: Status = 0;
+
+/// `napi_valuetype` values (js_native_api_types.h).
+pub const VALUE_TYPE_STRING: i32 = 4;
+
+// SAFETY: these are the C signatures of js_native_api.h; the host process provides them.
+unsafe extern "C" {
+    fn napi_create_string_utf8(env: Env, s: *const c_char, len: usize, out: *mut Value) -> Status;
+    fn napi_create_object(env: Env, out: *mut Value) -> Status;
+    fn napi_set_named_property(env: Env, obj: Value, name: *const c_char, v: Value) -> Status;
+    fn napi_get_boolean(env: Env, b: bool, out: *mut Value) -> Status;
+    fn napi_create_function(
+        env: Env,
+        name: *const c_char,
+        len: usize,
+        cb: Callback,
+        data: *mut c_void,
+        out: *mut Value,
+    ) -> Status;
+    fn napi_get_cb_info(
+        env: Env,
+        info: CallbackInfo,
+        argc: *mut usize,
+        argv: *mut Value,
+        this: *mut Value,
+        data: *mut *mut c_void,
+    ) -> Status;
+    fn napi_typeof(env: Env, v: Value, out: *mut i32) -> Status;
+    fn napi_get_value_string_utf8(
+        env: Env,
+        v: Value,
+        buf: *mut c_char,
+        size: usize,
+        out: *mut usize,
+    ) -> Status;
+    fn napi_throw_error(env: Env, code: *const c_char, msg: *const c_char) -> Status;
+    fn napi_throw_type_error(env: Env, code: *const c_char, msg: *const c_char) -> Status;
+    fn napi_is_exception_pending(env: Env, out: *mut bool) -> Status;
+}
+
+/// A failed N-API call, or a JS exception already thrown; the entry point returns null.
+#[derive(Debug)]
+pub struct Thrown;
+
+fn check(status: Status) -> Result<(), Thrown> {
+    if status == OK { Ok(()) } else { Err(Thrown) }
+}
+
+/// Longest string argument accepted (PATH_MAX on Linux, 4096 bytes, NUL included).
+pub const MAX_STRING_ARG_BYTES: usize = 4096;
+
+/// Borrowed N-API environment valid for the duration of one call from JS.
+#[derive(Debug, Clone, Copy)]
+pub struct Scope {
+    env: Env,
+}
+
+impl Scope {
+    /// # Safety
+    /// `env` must be the live `napi_env` handed to the current callback or module init.
+    pub unsafe fn new(env: Env) -> Self {
+        Self { env }
+    }
+
+    pub fn string(self, s: &str) -> Result<Value, Thrown> {
+        let mut out = ptr::null_mut();
+        // SAFETY: `s` is valid UTF-8 of `s.len()` bytes for the duration of the call.
+        check(unsafe { napi_create_string_utf8(self.env, s.as_ptr().cast(), s.len(), &mut out) })?;
+        Ok(out)
+    }
+
+    pub fn boolean(self, b: bool) -> Result<Value, Thrown> {
+        let mut out = ptr::null_mut();
+        // SAFETY: `env` is live per `Scope::new`; `out` is a valid out-pointer.
+        check(unsafe { napi_get_boolean(self.env, b, &mut out) })?;
+        Ok(out)
+    }
+
+    pub fn object(self) -> Result<Value, Thrown> {
+        let mut out = ptr::null_mut();
+        // SAFETY: `env` is live per `Scope::new`; `out` is a valid out-pointer.
+        check(unsafe { napi_create_object(self.env, &mut out) })?;
+        Ok(out)
+    }
+
+    pub fn set(self, obj: Value, name: &CStr, v: Value) -> Result<(), Thrown> {
+        // SAFETY: `name` is NUL-terminated; `obj` and `v` are handles of this scope.
+        check(unsafe { napi_set_named_property(self.env, obj, name.as_ptr(), v) })
+    }
+
+    pub fn function(self, name: &CStr, cb: Callback) -> Result<Value, Thrown> {
+        let mut out = ptr::null_mut();
+        let len = name.to_bytes().len();
+        // SAFETY: `name` outlives the call; `cb` is a valid callback with no data pointer.
+        check(unsafe {
+            napi_create_function(self.env, name.as_ptr(), len, cb, ptr::null_mut(), &mut out)
+        })?;
+        Ok(out)
+    }
+
+    /// The first `N` arguments of the current call; missing ones are `undefined`.
+    pub fn args<const N: usize>(self, info: CallbackInfo) -> Result<([Value; N], usize), Thrown> {
+        let mut argv = [ptr::null_mut(); N];
+        let mut argc = N;
+        // SAFETY: `argv` has room for `argc` handles; `this` and `data` are not requested.
+        check(unsafe {
+            napi_get_cb_info(
+                self.env,
+                info,
+                &mut argc,
+                argv.as_mut_ptr(),
+                ptr::null_mut(),
+                ptr::null_mut(),
+            )
+        })?;
+        Ok((argv, argc))
+    }
+
+    pub fn type_of(self, v: Value) -> Result<i32, Thrown> {
+        let mut out = 0;
+        // SAFETY: `v` is a handle of this scope; `out` is a valid out-pointer.
+        check(unsafe { napi_typeof(self.env, v, &mut out) })?;
+        Ok(out)
+    }
+
+    /// Copies a JS string out; `Ok(None)` when it is longer than `MAX_STRING_ARG_BYTES`.
+    pub fn string_value(self, v: Value) -> Result<Option<String>, Thrown> {
+        let mut len = 0usize;
+        // SAFETY: a null buffer asks only for the UTF-8 length (without the NUL).
+        check(unsafe { napi_get_value_string_utf8(self.env, v, ptr::null_mut(), 0, &mut len) })?;
+        if len >= MAX_STRING_ARG_BYTES {
+            return Ok(None);
+        }
+        let mut buf = vec![0u8; len + 1];
+        let mut copied = 0usize;
+        // SAFETY: `buf` holds `len + 1` bytes, room for the string and its NUL.
+        check(unsafe {
+            napi_get_value_string_utf8(self.env, v, buf.as_mut_ptr().cast(), buf.len(), &mut copied)
+        })?;
+        buf.truncate(copied.min(len));
+        // N-API wrote UTF-8; a lossy conversion only guards against a broken host.
+        Ok(Some(String::from_utf8(buf).unwrap_or_else(|e| {
+            String::from_utf8_lossy(e.as_bytes()).into_owned()
+        })))
+    }
+
+    fn exception_pending(self) -> bool {
+        let mut pending = false;
+        // SAFETY: `env` is live per `Scope::new`; `pending` is a valid out-pointer.
+        let status = unsafe { napi_is_exception_pending(self.env, &mut pending) };
+        status != OK || pending
+    }
+
+    /// Throws `TypeError(msg)` with `err.code = code`, unless an exception is pending.
+    pub fn throw_type_error(self, code: &CStr, msg: &str) -> Thrown {
+        if !self.exception_pending() {
+            let msg = to_cstring(msg);
+            // SAFETY: both strings are NUL-terminated and live for the call.
+            unsafe { napi_throw_type_error(self.env, code.as_ptr(), msg.as_ptr()) };
+        }
+        Thrown
+    }
+
+    /// Throws `Error(msg)` with `err.code = code`, unless an exception is pending.
+    pub fn throw_error(self, code: &CStr, msg: &str) -> Thrown {
+        if !self.exception_pending() {
+            let msg = to_cstring(msg);
+            // SAFETY: both strings are NUL-terminated and live for the call.
+            unsafe { napi_throw_error(self.env, code.as_ptr(), msg.as_ptr()) };
+        }
+        Thrown
+    }
+}
+
+/// A message as a C string; interior NULs (never expected) become spaces.
+fn to_cstring(msg: &str) -> std::ffi::CString {
+    std::ffi::CString::new(msg.replace('\0', " ")).unwrap_or_default()
+}
