@@ -1,0 +1,261 @@
+// Fragment builder: stages access units per track (one copy each) and emits moof + mdat as a
+// list of parts, reusing its buffers from one fragment to the next.
+import { SAMPLE_FLAGS_NON_SYNC, SAMPLE_FLAGS_SYNC } from './fmp4-init.ts';
+import { BoxWriter, fourcc } from './mp4-box.ts';
+import type { AccessUnit, TrackInfo } from './types.ts';
+
+/**
+ * Cap on the media bytes of one fragment. A fragment is about a second or one GOP; a 10 s
+ * GOP of 4K at 50 Mbit/s is ~62 MB. Keeps mdat within its 32-bit size and bounds the
+ * staging memory a misbehaving (never-keyframing) stream can pin.
+ */
+export const MAX_FRAGMENT_BYTES = 64 << 20;
+/**
+ * Cap on the samples of one track in one fragment: a 60 s fragment at 240 fps; trun entries
+ * are 16 bytes, so one track's moof part stays under 256 KiB.
+ */
+export const MAX_SAMPLES_PER_FRAGMENT = 16384;
+/** Tracks in one movie: video + audio in practice; bounds the per-fragment loops. */
+export const MAX_TRACKS = 8;
+
+const MOOF = fourcc('moof'), MFHD = fourcc('mfhd'), TRAF = fourcc('traf'), TFHD = fourcc('tfhd');
+const TFDT = fourcc('tfdt'), TRUN = fourcc('trun'), MDAT = fourcc('mdat');
+
+// ISO/IEC 14496-12 §8.8.7 tfhd flags, §8.8.8 trun flags.
+const TFHD_DEFAULT_BASE_IS_MOOF = 0x020000;
+const TRUN_DATA_OFFSET = 0x000001;
+const TRUN_DURATION = 0x000100;
+const TRUN_SIZE = 0x000200;
+const TRUN_FLAGS = 0x000400;
+const TRUN_CTS = 0x000800;
+
+/** Per-track staging: media bytes plus the sample table of the current fragment. */
+class TrackStage {
+  data: Uint8Array;
+  len = 0;
+  count = 0;
+  sizes: Uint32Array;
+  durations: Uint32Array;
+  flags: Uint32Array;
+  cts: Int32Array;
+  /** Any non-zero composition offset in this fragment (then trun carries them, version 1). */
+  anyCts = false;
+
+  constructor(
+    readonly video: boolean,
+    bytes: number,
+    samples: number,
+  ) {
+    this.data = new Uint8Array(bytes);
+    this.sizes = new Uint32Array(samples);
+    this.durations = new Uint32Array(samples);
+    this.flags = new Uint32Array(samples);
+    this.cts = new Int32Array(samples);
+  }
+
+  reset(): void {
+    this.len = 0;
+    this.count = 0;
+    this.anyCts = false;
+  }
+
+  reserveBytes(n: number): void {
+    const need = this.len + n;
+    if (need <= this.data.length) return;
+    let cap = this.data.length * 2;
+    while (cap < need) cap *= 2;
+    const next = new Uint8Array(Math.min(cap, MAX_FRAGMENT_BYTES));
+    next.set(this.data.subarray(0, this.len));
+    this.data = next;
+  }
+
+  reserveSample(): void {
+    if (this.count < this.sizes.length) return;
+    const cap = Math.min(this.sizes.length * 2, MAX_SAMPLES_PER_FRAGMENT);
+    this.sizes = grow(this.sizes, new Uint32Array(cap));
+    this.durations = grow(this.durations, new Uint32Array(cap));
+    this.flags = grow(this.flags, new Uint32Array(cap));
+    this.cts = grow(this.cts, new Int32Array(cap));
+  }
+}
+
+function grow<T extends Uint32Array | Int32Array>(from: T, to: T): T {
+  to.set(from);
+  return to;
+}
+
+/**
+ * Builds one moof+mdat at a time for a fixed set of tracks (track id = index + 1, as in
+ * `initSegment`). Usage per fragment: `begin(seq)`, `addSample(...)`, … `finish(bases)`.
+ */
+export class FragmentBuilder {
+  private readonly stages: TrackStage[];
+  private readonly head: BoxWriter;
+  private readonly parts: Uint8Array[] = [];
+  private readonly truns: number[];
+  private seq = 0;
+  private open = false;
+  private total = 0;
+
+  /** `capacity`: initial staging bytes for a video track (audio starts smaller); buffers double as needed. */
+  constructor(
+    readonly tracks: TrackInfo[],
+    capacity = 256 << 10,
+  ) {
+    if (tracks.length < 1 || tracks.length > MAX_TRACKS) throw new RangeError(`${tracks.length} tracks, want 1..${MAX_TRACKS}`);
+    this.stages = tracks.map((t) =>
+      t.kind === 'video'
+        ? new TrackStage(true, Math.max(1024, capacity), 64)
+        : new TrackStage(false, Math.max(1024, capacity >> 4), 64),
+    );
+    this.head = new BoxWriter(1024, 1 << 24);
+    this.truns = tracks.map(() => 0);
+  }
+
+  /** Start a fragment. Invalidates the views returned by the previous `finish()`. */
+  begin(sequenceNumber: number): void {
+    this.seq = sequenceNumber >>> 0;
+    for (const s of this.stages) s.reset();
+    this.total = 0;
+    this.open = true;
+  }
+
+  /**
+   * Append one access unit to track `trackIndex` with `duration` ticks (0 if not yet known;
+   * patch it with `setLastDuration`). Copies the NAL units once (video: 4-byte length
+   * prefix each; audio: raw bytes) and never mutates them. Returns false, adding nothing,
+   * when the fragment would exceed MAX_FRAGMENT_BYTES or MAX_SAMPLES_PER_FRAGMENT: finish
+   * it and add the sample to the next one.
+   */
+  addSample(trackIndex: number, au: AccessUnit, duration: number): boolean {
+    if (!this.open) throw new Error('addSample outside begin()/finish()');
+    const s = this.stages[trackIndex];
+    if (!s) throw new RangeError(`track index ${trackIndex} of ${this.stages.length}`);
+    checkU32(duration, 'duration');
+    const cts = au.pts - au.dts;
+    if (cts !== (cts | 0)) throw new RangeError(`composition offset ${cts} not a 32-bit integer`);
+    const nalus = au.nalus;
+    let size = 0;
+    for (let i = 0; i < nalus.length; i++) size += nalus[i]!.length + (s.video ? 4 : 0);
+    if (this.total + size > MAX_FRAGMENT_BYTES || s.count >= MAX_SAMPLES_PER_FRAGMENT) return false;
+
+    s.reserveBytes(size);
+    s.reserveSample();
+    const d = s.data;
+    let p = s.len;
+    for (let i = 0; i < nalus.length; i++) {
+      const n = nalus[i]!;
+      if (s.video) {
+        const l = n.length;
+        d[p] = l >>> 24;
+        d[p + 1] = (l >>> 16) & 0xff;
+        d[p + 2] = (l >>> 8) & 0xff;
+        d[p + 3] = l & 0xff;
+        p += 4;
+      }
+      d.set(n, p);
+      p += n.length;
+    }
+    s.len = p;
+    const k = s.count++;
+    s.sizes[k] = size;
+    s.durations[k] = duration;
+    s.flags[k] = !s.video || au.keyframe ? SAMPLE_FLAGS_SYNC : SAMPLE_FLAGS_NON_SYNC;
+    s.cts[k] = cts;
+    if (cts !== 0) s.anyCts = true;
+    this.total += size;
+    return true;
+  }
+
+  /** Set the duration of the last sample added to `trackIndex` (known once the next AU arrives). */
+  setLastDuration(trackIndex: number, duration: number): void {
+    const s = this.stages[trackIndex];
+    if (!s || s.count === 0) throw new RangeError(`no sample on track ${trackIndex} to patch`);
+    checkU32(duration, 'duration');
+    s.durations[s.count - 1] = duration;
+  }
+
+  sampleCount(trackIndex: number): number {
+    return this.stages[trackIndex]?.count ?? 0;
+  }
+
+  /** Media bytes staged in the current fragment (all tracks). */
+  get bytes(): number {
+    return this.total;
+  }
+
+  /**
+   * Close the fragment: `baseMediaDecodeTimes[i]` is the dts (track ticks) of track i's
+   * first sample here, any safe integer >= 0 (written as 64-bit tfdt). Returns
+   * [moof + mdat header, data of each track that has samples, in track order]; tracks
+   * without samples are left out of the moof. The array and its views are reused: valid
+   * until the next `begin()`.
+   */
+  finish(baseMediaDecodeTimes: readonly number[]): Uint8Array[] {
+    if (!this.open) throw new Error('finish() without begin()');
+    for (let t = 0; t < this.stages.length; t++) {
+      const base = baseMediaDecodeTimes[t];
+      if (this.stages[t]!.count > 0 && (base === undefined || !Number.isSafeInteger(base) || base < 0)) {
+        throw new RangeError(`baseMediaDecodeTime ${base} for track ${t}`);
+      }
+    }
+    this.open = false;
+    const w = this.head;
+    w.reset();
+    const moof = w.open(MOOF);
+    const mfhd = w.openFull(MFHD, 0, 0);
+    w.u32(this.seq);
+    w.close(mfhd);
+    for (let t = 0; t < this.stages.length; t++) {
+      const s = this.stages[t]!;
+      if (s.count === 0) continue;
+      this.traf(w, s, t, baseMediaDecodeTimes[t]!);
+    }
+    w.close(moof);
+    const moofSize = w.pos;
+    w.u32(8 + this.total);
+    w.u32(MDAT);
+
+    // Patch each trun's data offset (relative to moof start, default-base-is-moof).
+    const parts = this.parts;
+    parts.length = 0;
+    parts.push(w.result());
+    let offset = moofSize + 8;
+    for (let t = 0; t < this.stages.length; t++) {
+      const s = this.stages[t]!;
+      if (s.count === 0) continue;
+      w.patchI32(this.truns[t]!, offset);
+      offset += s.len;
+      parts.push(s.data.subarray(0, s.len));
+    }
+    return parts;
+  }
+
+  private traf(w: BoxWriter, s: TrackStage, t: number, base: number): void {
+    const traf = w.open(TRAF);
+    const tfhd = w.openFull(TFHD, 0, TFHD_DEFAULT_BASE_IS_MOOF); // §8.8.7
+    w.u32(t + 1);
+    w.close(tfhd);
+    const tfdt = w.openFull(TFDT, 1, 0); // §8.8.12, version 1: 64-bit
+    w.u64(base);
+    w.close(tfdt);
+    const flags = TRUN_DATA_OFFSET | TRUN_DURATION | TRUN_SIZE | TRUN_FLAGS | (s.anyCts ? TRUN_CTS : 0);
+    const trun = w.openFull(TRUN, s.anyCts ? 1 : 0, flags); // §8.8.8, version 1: signed offsets
+    w.u32(s.count);
+    this.truns[t] = w.pos;
+    w.u32(0); // data_offset, patched in finish()
+    w.ensure(s.count * 16);
+    for (let i = 0; i < s.count; i++) {
+      w.u32(s.durations[i]!);
+      w.u32(s.sizes[i]!);
+      w.u32(s.flags[i]!);
+      if (s.anyCts) w.i32(s.cts[i]!);
+    }
+    w.close(trun);
+    w.close(traf);
+  }
+}
+
+function checkU32(v: number, what: string): void {
+  if (v !== v >>> 0) throw new RangeError(`${what} ${v} not a u32`);
+}
