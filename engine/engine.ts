@@ -1,0 +1,221 @@
+// The orchestrator: opens the index, repairs what a crash left open, starts the media
+// pool, runs the configured streams and the retention job, and serves the HTTP app.
+import { mkdirSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { join, resolve } from 'node:path';
+import type { Config, StreamConfig } from './config.ts';
+import { FileSource, loadClip, SourceError } from './file-source.ts';
+import { IndexDb } from './index-db.ts';
+import { log } from './log.ts';
+import { MediaPool, type StreamHandle } from './media-pool.ts';
+import { recoverOpenSegments } from './recovery.ts';
+import { startRetention, type RetentionHandle } from './retention.ts';
+import { loadNative } from '../native/index.ts';
+import type { SegmentClosed, SegmentOpened, StreamProblem } from '../workers/control.ts';
+
+/** File sources are paced by one shared timer; 10 ms keeps 25-60 fps frames on time. */
+const PACE_INTERVAL_MS = 10;
+const DAY_MS = 86_400_000;
+
+export type StreamState = 'connecting' | 'live' | 'retrying' | 'stopped';
+
+export interface StreamEntry {
+  config: StreamConfig;
+  origin: 'config' | 'api';
+  state: StreamState;
+  error: string | null;
+  handle: StreamHandle | null;
+  source: FileSource | null;
+}
+
+export class EngineError extends Error {
+  override name = 'EngineError';
+}
+
+export class Engine {
+  readonly config: Config;
+  readonly basePath: string;
+  readonly index: IndexDb;
+  readonly pool: MediaPool;
+  readonly writerKind: 'portable' | 'native';
+  readonly nativeStatus: string;
+  readonly streams = new Map<string, StreamEntry>();
+  readonly startedAt = Date.now();
+  #pacer: ReturnType<typeof setInterval>;
+  #retention: RetentionHandle;
+  #stopping: Promise<void> | null = null;
+
+  private constructor(config: Config, basePath: string, index: IndexDb, allowFaults: boolean) {
+    this.config = config;
+    this.basePath = basePath;
+    this.index = index;
+    const native = loadNative();
+    // The io_uring writer lands with the native writer work; until then the addon is probed
+    // and reported, and recording uses the portable writer.
+    this.writerKind = 'portable';
+    this.nativeStatus = native.addon
+      ? `native addon ${native.addon.version()} loaded (${describeProbe(native.addon.probe(basePath))})`
+      : `native addon unavailable: ${native.reason}`;
+    const perf = config.video.storage.performance;
+    this.pool = MediaPool.start({
+      workers: perf.worker_count > 0 ? perf.worker_count : availableParallelism(),
+      ringBytes: perf.ring_size_mb << 20,
+      basePath,
+      segmentDurationMs: config.video.storage.segment_duration * 1000,
+      fragmentDurationMs: config.video.storage.fragment_duration_ms,
+      writer: this.writerKind,
+      allowFaults,
+      onEvent: (ev) => this.#onEvent(ev),
+      onWorkerLost: (_i, ids) => {
+        recoverOpenSegments(this.index, this.basePath, new Set(ids)).catch((e: Error) =>
+          log.error(`repairing segments after a worker loss failed: ${e.message}`),
+        );
+      },
+    });
+    this.#pacer = setInterval(() => this.#pace(), PACE_INTERVAL_MS);
+    const storage = config.video.storage;
+    this.#retention = startRetention({
+      index,
+      basePath,
+      retentionMs: storage.retention_days * DAY_MS,
+      keyframeRetentionMs: config.video.keyframe.retention_days * DAY_MS,
+      intervalMs: Math.max(1000, Math.min(600_000, Math.round((storage.retention_days * DAY_MS) / 100))),
+      onResult: (r) => {
+        if (r.segmentsDeleted + r.keyframesDeleted + r.errors > 0) {
+          log.info(
+            `retention: deleted ${r.segmentsDeleted} segments (${(r.bytesFreed / 1e6).toFixed(1)} MB), ` +
+              `${r.keyframesDeleted} keyframes, ${r.errors} errors`,
+          );
+        }
+      },
+      onError: (e) => log.error(`retention run failed: ${(e as Error).message}`),
+    });
+  }
+
+  /** Opens everything in order; the config must already be validated and preflighted. */
+  static async start(config: Config, opts: { allowFaults?: boolean } = {}): Promise<Engine> {
+    const basePath = resolve(config.video.storage.base_path);
+    const indexPath = resolve(config.video.storage.index_path || join(basePath, 'index'));
+    mkdirSync(basePath, { recursive: true });
+    mkdirSync(indexPath, { recursive: true });
+    const index = IndexDb.open(indexPath);
+    const repaired = await recoverOpenSegments(index, basePath);
+    if (repaired > 0) log.info(`recovery: ${repaired} interrupted segments repaired`);
+    const engine = new Engine(config, basePath, index, opts.allowFaults ?? false);
+    log.info(`storage ${basePath}, index ${indexPath}, ${engine.pool.workerCount} media workers, writer ${engine.writerKind}`);
+    log.info(engine.nativeStatus);
+    for (const s of config.video.streams) await engine.addStream(s, 'config');
+    return engine;
+  }
+
+  /** Starts a stream; a source that cannot start leaves the stream `stopped` with its error. */
+  async addStream(cfg: StreamConfig, origin: 'config' | 'api'): Promise<StreamEntry> {
+    if (this.streams.has(cfg.stream_id)) throw new EngineError(`stream ${cfg.stream_id} exists`);
+    const entry: StreamEntry = { config: cfg, origin, state: 'connecting', error: null, handle: null, source: null };
+    this.streams.set(cfg.stream_id, entry);
+    if (cfg.protocol !== 'file') {
+      entry.state = 'stopped';
+      entry.error = `protocol ${cfg.protocol} is not supported by this build yet`;
+      log.warn(`stream ${cfg.stream_id}: ${entry.error}`);
+      return entry;
+    }
+    try {
+      if (cfg.source_url === undefined) throw new SourceError('a file stream needs source_url');
+      const clip = loadClip(cfg.source_url);
+      const startMs = Date.now();
+      entry.handle = await this.pool.addStream({
+        streamId: cfg.stream_id,
+        input: { kind: 'annexb', codec: clip.codec },
+        record: cfg.record,
+        wallBaseMs: startMs,
+        firstSegmentNumber: this.#nextSegmentNumber(cfg.stream_id),
+        bitrateHint: Math.round((clip.bytes.length / Math.max(1, clip.aus.length)) * clip.fps),
+      });
+      entry.source = new FileSource(clip, entry.handle, startMs);
+      entry.state = 'live';
+      log.info(`stream ${cfg.stream_id}: ${clip.codec} ${clip.track.width}x${clip.track.height} @ ${clip.fps} fps from ${clip.path}`);
+    } catch (err) {
+      entry.state = 'stopped';
+      entry.error = (err as Error).message;
+      log.error(`stream ${cfg.stream_id}: ${entry.error}`);
+      if (!(err instanceof SourceError)) throw err;
+    }
+    return entry;
+  }
+
+  async removeStream(streamId: string): Promise<boolean> {
+    const entry = this.streams.get(streamId);
+    if (entry === undefined) return false;
+    entry.source = null; // stop pacing before the worker drains and closes the segment
+    entry.state = 'stopped';
+    if (entry.handle !== null) await this.pool.removeStream(entry.handle);
+    entry.handle = null;
+    this.streams.delete(streamId);
+    await this.index.flushed();
+    return true;
+  }
+
+  /** Stops ingest, closes every open segment, flushes the index. Idempotent. */
+  stop(): Promise<void> {
+    this.#stopping ??= (async () => {
+      clearInterval(this.#pacer);
+      for (const e of this.streams.values()) e.source = null;
+      await this.#retention.stop();
+      await this.pool.close();
+      for (const e of this.streams.values()) e.state = 'stopped';
+      await this.index.flushed();
+      await this.index.close();
+    })();
+    return this.#stopping;
+  }
+
+  #pace(): void {
+    const now = Date.now();
+    for (const e of this.streams.values()) e.source?.tick(now);
+  }
+
+  #nextSegmentNumber(streamId: string): number {
+    const stats = this.index.streamStats(streamId);
+    if (stats.lastEndMs === null) return 1;
+    const last = this.index.querySegments(streamId, stats.lastEndMs - 1, stats.lastEndMs).at(-1);
+    return (last?.segment_number ?? stats.count) + 1;
+  }
+
+  #onEvent(ev: SegmentOpened | SegmentClosed | StreamProblem): void {
+    const fail = (e: Error) => log.error(`index update for ${ev.streamId} failed: ${e.message}`);
+    switch (ev.type) {
+      case 'segment-open':
+        this.index
+          .openSegment({
+            stream_id: ev.streamId,
+            start_ms: ev.startMs,
+            path: ev.path,
+            codecs: ev.codecs,
+            width: ev.width,
+            height: ev.height,
+            segment_number: ev.segmentNumber,
+          })
+          .catch(fail);
+        return;
+      case 'segment-close':
+        this.index
+          .closeSegment(ev.streamId, ev.startMs, {
+            end_ms: ev.endMs,
+            bytes: ev.bytes,
+            fragments: { times: ev.fragmentMs.map((t) => t - ev.startMs), offsets: ev.fragmentOffsets },
+          })
+          .catch(fail);
+        return;
+      case 'stream-error': {
+        const e = this.streams.get(ev.streamId);
+        if (e !== undefined) e.error = ev.message;
+        log.warn(`stream ${ev.streamId}: ${ev.message}`);
+        return;
+      }
+    }
+  }
+}
+
+function describeProbe(p: { ioUring: boolean; directIo: boolean; kernel: string; ioUringError?: string; directIoError?: string }): string {
+  return `kernel ${p.kernel}, io_uring ${p.ioUring ? 'yes' : `no (${p.ioUringError})`}, O_DIRECT ${p.directIo ? 'yes' : `no (${p.directIoError})`}`;
+}

@@ -1,0 +1,68 @@
+// Command-line entry: `bun engine/main.ts [--config PATH]` (what `npm start` runs).
+// Exit codes: 0 after a clean stop, 2 for a configuration error, 1 for a start-up failure.
+import { ConfigError, loadConfig, preflight, type Config } from './config.ts';
+import { DEMO_STREAM_ID, ensureDemoStream } from './demo.ts';
+import { Engine } from './engine.ts';
+import { log, setLogLevel } from './log.ts';
+import { createApp } from '../http/app.ts';
+
+const t0 = performance.now();
+
+function fail(code: number, msg: string): never {
+  console.error(msg);
+  process.exit(code);
+}
+
+let config: Config;
+try {
+  const loaded = loadConfig();
+  config = loaded.config;
+  preflight(config, loaded);
+  setLogLevel(config.log.level);
+  for (const v of loaded.unknownEnv) log.warn(`ignoring environment variable ${v}: it names no configuration key`);
+  log.info(`configuration: ${loaded.file ?? 'embedded defaults'}`);
+} catch (err) {
+  if (err instanceof ConfigError) fail(2, err.message);
+  throw err;
+}
+
+if (config.video.demo.enabled && config.video.streams.length === 0) {
+  try {
+    config.video.streams.push(await ensureDemoStream(config.video.storage.base_path));
+  } catch (err) {
+    log.warn(`demo camera disabled: ${(err as Error).message}`);
+  }
+}
+
+let engine: Engine;
+try {
+  engine = await Engine.start(config, { allowFaults: process.env.FLUX_TEST_FAULTS === '1' });
+} catch (err) {
+  fail(1, `start-up failed: ${(err as Error).message}`);
+}
+
+let server: ReturnType<typeof Bun.serve>;
+try {
+  server = Bun.serve({ hostname: config.http.host, port: config.http.port, fetch: createApp(engine).fetch });
+} catch (err) {
+  await engine.stop();
+  fail(1, `cannot listen on ${config.http.host}:${config.http.port}: ${(err as Error).message}`);
+}
+log.info(
+  `FLUX video ready in ${Math.round(performance.now() - t0)} ms: http://${config.http.host}:${server.port}` +
+    (engine.streams.has(DEMO_STREAM_ID) ? ` (demo camera recording to ${engine.basePath}/${DEMO_STREAM_ID}/)` : ''),
+);
+
+let stopping = false;
+async function shutdown(signal: string): Promise<void> {
+  if (stopping) return;
+  stopping = true;
+  log.info(`${signal}: closing segments and the index`);
+  server.stop(true);
+  const force = setTimeout(() => fail(1, 'shutdown took longer than 10 s; exiting'), 10_000);
+  await engine.stop();
+  clearTimeout(force);
+  process.exit(0);
+}
+process.on('SIGINT', () => void shutdown('SIGINT'));
+process.on('SIGTERM', () => void shutdown('SIGTERM'));

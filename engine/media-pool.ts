@@ -1,0 +1,282 @@
+// The fixed Piscina pool of media workers: one long-lived task, one input ring and one
+// MessagePort per worker; streams get a slot on the least-loaded worker; a worker that dies
+// is restarted and its streams are re-added.
+import { MessageChannel, type MessagePort } from 'node:worker_threads';
+import { Piscina } from 'piscina';
+import type { AddStream, FromWorker, InputFormat, Reply, SegmentClosed, SegmentOpened, StreamProblem, ToWorker, WriterKind } from '../workers/control.ts';
+import { MAX_RECORD_BYTES } from '../workers/ring-format.ts';
+import { createRing, RingProducer } from '../workers/ring.ts';
+import { log } from './log.ts';
+
+/** Slots are u16 in ring records. */
+const MAX_SLOTS = 0xffff;
+/** A control request the worker does not answer in this time is failed (worker wedged). */
+const REQUEST_TIMEOUT_MS = 10_000;
+/** Restart pauses for a worker that keeps dying: 1 s, 2 s, 4 s ... capped. */
+const RESTART_PAUSE_MS = 1000;
+const RESTART_PAUSE_MAX_MS = 30_000;
+
+export interface PoolOptions {
+  workers: number;
+  ringBytes: number;
+  basePath: string;
+  segmentDurationMs: number;
+  fragmentDurationMs: number;
+  writer: WriterKind;
+  allowFaults: boolean;
+  onEvent(ev: SegmentOpened | SegmentClosed | StreamProblem): void;
+  /** A worker died; its streams' open segments must be repaired (they got no close). */
+  onWorkerLost(workerIndex: number, streamIds: string[]): void;
+}
+
+export interface StreamSpec {
+  streamId: string;
+  input: InputFormat;
+  record: boolean;
+  wallBaseMs: number;
+  firstSegmentNumber: number;
+  /** Expected bytes/s, used for placement until measured. */
+  bitrateHint: number;
+}
+
+export interface StreamCounters {
+  bytesIn: number;
+  frames: number;
+  droppedFrames: number;
+  /** Records the producer could not put in the ring (full): counted drops. */
+  ringDrops: number;
+  /** Measured input bytes/s over the last stats interval. */
+  bytesPerSec: number;
+}
+
+/** What an ingest adapter holds to feed a stream. */
+export class StreamHandle {
+  readonly counters: StreamCounters = { bytesIn: 0, frames: 0, droppedFrames: 0, ringDrops: 0, bytesPerSec: 0 };
+  constructor(
+    readonly slot: number,
+    readonly spec: StreamSpec,
+    public worker: WorkerSlot,
+  ) {}
+
+  /** Copies one record into the worker's ring; false (and counted) when the ring is full. */
+  write(kind: number, flags: number, ts: number, payload: Uint8Array): boolean {
+    if (this.worker.producer.tryWrite(this.slot, kind, flags, ts, payload)) return true;
+    this.counters.ringDrops++;
+    return false;
+  }
+}
+
+class WorkerSlot {
+  producer!: RingProducer;
+  port!: MessagePort;
+  ring!: SharedArrayBuffer;
+  streams = new Map<number, StreamHandle>();
+  pending = new Map<number, { resolve(): void; reject(e: Error): void; timer: ReturnType<typeof setTimeout> }>();
+  restartPause = RESTART_PAUSE_MS;
+  alive = false;
+  constructor(readonly index: number) {}
+
+  load(): number {
+    let sum = 0;
+    for (const h of this.streams.values()) sum += h.counters.bytesPerSec > 0 ? h.counters.bytesPerSec : h.spec.bitrateHint;
+    return sum;
+  }
+}
+
+export class MediaPool {
+  #o: PoolOptions;
+  #piscina: Piscina;
+  #workers: WorkerSlot[] = [];
+  #freeSlots: number[] = [];
+  #nextSlot = 0;
+  #nextId = 1;
+  #closing = false;
+
+  private constructor(o: PoolOptions) {
+    this.#o = o;
+    this.#piscina = new Piscina({
+      filename: new URL('../workers/media-worker.ts', import.meta.url).href,
+      minThreads: o.workers,
+      maxThreads: o.workers,
+      idleTimeout: Number.POSITIVE_INFINITY,
+      concurrentTasksPerWorker: 1,
+      maxQueue: o.workers * 2,
+    });
+  }
+
+  static start(o: PoolOptions): MediaPool {
+    const pool = new MediaPool(o);
+    for (let i = 0; i < o.workers; i++) {
+      const w = new WorkerSlot(i);
+      pool.#workers.push(w);
+      pool.#launch(w);
+    }
+    return pool;
+  }
+
+  get workerCount(): number {
+    return this.#workers.length;
+  }
+
+  workerLoads(): { index: number; streams: number; bytesPerSec: number; alive: boolean; ringFill: number }[] {
+    return this.#workers.map((w) => ({
+      index: w.index,
+      streams: w.streams.size,
+      bytesPerSec: w.load(),
+      alive: w.alive,
+      ringFill: w.producer.fillRatio,
+    }));
+  }
+
+  async addStream(spec: StreamSpec): Promise<StreamHandle> {
+    if (this.#closing) throw new Error('media pool is closing');
+    const slot = this.#freeSlots.pop() ?? this.#nextSlot++;
+    if (slot >= MAX_SLOTS) throw new Error(`too many streams: ${MAX_SLOTS} slots in use`);
+    let best = this.#workers[0]!;
+    for (const w of this.#workers) if (w.load() < best.load()) best = w;
+    const h = new StreamHandle(slot, spec, best);
+    best.streams.set(slot, h);
+    try {
+      await this.#request(best, this.#addMessage(h));
+    } catch (err) {
+      best.streams.delete(slot);
+      this.#freeSlots.push(slot);
+      throw err;
+    }
+    return h;
+  }
+
+  async removeStream(h: StreamHandle): Promise<void> {
+    const w = h.worker;
+    if (!w.streams.has(h.slot)) return;
+    try {
+      await this.#request(w, { type: 'remove-stream', id: this.#nextId++, slot: h.slot });
+    } finally {
+      w.streams.delete(h.slot);
+      this.#freeSlots.push(h.slot);
+    }
+  }
+
+  /** Tests only: make a worker crash or a stream's pipeline throw. */
+  injectFault(workerIndex: number, fault: 'crash-worker' | 'throw-in-stream', slot?: number): Promise<void> {
+    const w = this.#workers[workerIndex]!;
+    const msg: ToWorker = { type: 'inject-fault', id: this.#nextId++, fault };
+    if (slot !== undefined) msg.slot = slot;
+    return this.#request(w, msg);
+  }
+
+  async close(): Promise<void> {
+    if (this.#closing) return;
+    this.#closing = true;
+    await Promise.allSettled(
+      this.#workers.filter((w) => w.alive).map((w) => this.#request(w, { type: 'shutdown', id: this.#nextId++ })),
+    );
+    await this.#piscina.destroy().catch(() => {});
+  }
+
+  #addMessage(h: StreamHandle): AddStream {
+    return {
+      type: 'add-stream',
+      id: this.#nextId++,
+      slot: h.slot,
+      streamId: h.spec.streamId,
+      input: h.spec.input,
+      record: h.spec.record,
+      wallBaseMs: h.spec.wallBaseMs,
+      firstSegmentNumber: h.spec.firstSegmentNumber,
+    };
+  }
+
+  #launch(w: WorkerSlot): void {
+    const { port1, port2 } = new MessageChannel();
+    // Records up to a quarter of the ring (2 MB in the default 8 MB: a 1080p IDR is ~0.3 MB),
+    // so a burst of large pictures still fits; 4K at high bitrates wants a larger ring_size_mb.
+    w.ring = createRing(this.#o.ringBytes, Math.min(MAX_RECORD_BYTES, Math.floor(this.#o.ringBytes / 4)));
+    w.producer = new RingProducer(w.ring);
+    w.port = port1;
+    w.alive = true;
+    port1.on('message', (m: FromWorker) => this.#onMessage(w, m));
+    port1.postMessage({
+      type: 'init',
+      workerIndex: w.index,
+      inRing: w.ring,
+      basePath: this.#o.basePath,
+      segmentDurationMs: this.#o.segmentDurationMs,
+      fragmentDurationMs: this.#o.fragmentDurationMs,
+      writer: this.#o.writer,
+      allowFaults: this.#o.allowFaults,
+    } satisfies ToWorker);
+    const started = Date.now();
+    this.#piscina.run({ port: port2, workerIndex: w.index }, { transferList: [port2] as never }).then(
+      () => this.#lost(w, null, started),
+      (err: Error) => this.#lost(w, err, started),
+    );
+  }
+
+  #lost(w: WorkerSlot, err: Error | null, startedMs: number): void {
+    w.alive = false;
+    w.port.close();
+    for (const p of w.pending.values()) {
+      clearTimeout(p.timer);
+      p.reject(new Error(`media worker ${w.index} went away`));
+    }
+    w.pending.clear();
+    if (this.#closing) return;
+    log.error(`media worker ${w.index} died (${err?.message ?? 'task ended'}); restarting with ${w.streams.size} streams`);
+    this.#o.onWorkerLost(w.index, [...w.streams.values()].map((h) => h.spec.streamId));
+    // A worker that lived a while gets a quick restart; one that keeps dying waits longer.
+    if (Date.now() - startedMs > RESTART_PAUSE_MAX_MS) w.restartPause = RESTART_PAUSE_MS;
+    const pause = w.restartPause;
+    w.restartPause = Math.min(w.restartPause * 2, RESTART_PAUSE_MAX_MS);
+    setTimeout(() => {
+      if (this.#closing) return;
+      this.#launch(w);
+      for (const h of w.streams.values()) {
+        this.#request(w, this.#addMessage(h)).catch((e: Error) =>
+          log.error(`stream ${h.spec.streamId}: re-adding after worker restart failed: ${e.message}`),
+        );
+      }
+    }, pause).unref?.();
+  }
+
+  #request(w: WorkerSlot, msg: ToWorker & { id: number }): Promise<void> {
+    if (!w.alive) return Promise.reject(new Error(`media worker ${w.index} is restarting`));
+    return new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        w.pending.delete(msg.id);
+        reject(new Error(`media worker ${w.index} did not answer ${msg.type} in ${REQUEST_TIMEOUT_MS} ms`));
+      }, REQUEST_TIMEOUT_MS);
+      w.pending.set(msg.id, { resolve, reject, timer });
+      w.port.postMessage(msg);
+    });
+  }
+
+  #onMessage(w: WorkerSlot, m: FromWorker): void {
+    switch (m.type) {
+      case 'reply':
+        return this.#onReply(w, m);
+      case 'stats':
+        for (let i = 0; i + 3 < m.slots.length; i += 4) {
+          const h = w.streams.get(m.slots[i]!);
+          if (h === undefined) continue;
+          const c = h.counters;
+          c.bytesPerSec = Math.max(0, m.slots[i + 1]! - c.bytesIn);
+          c.bytesIn = m.slots[i + 1]!;
+          c.frames = m.slots[i + 2]!;
+          c.droppedFrames = m.slots[i + 3]!;
+        }
+        return;
+      default:
+        this.#o.onEvent(m);
+    }
+  }
+
+  #onReply(w: WorkerSlot, m: Reply): void {
+    const p = w.pending.get(m.id);
+    if (p === undefined) return;
+    w.pending.delete(m.id);
+    clearTimeout(p.timer);
+    if (m.ok) p.resolve();
+    else p.reject(new Error(m.error ?? 'worker refused'));
+  }
+}

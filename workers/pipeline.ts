@@ -1,0 +1,182 @@
+// One stream's pipeline inside a media worker: input records -> access units (with
+// parameter-set capture) -> segmenter. One bad stream resets only its own pipeline.
+import { MAX_NALUS_PER_AU, splitAnnexB } from '../media/annexb.ts';
+import { videoTrackInfoH264 } from '../media/h264-config.ts';
+import { videoTrackInfoH265 } from '../media/h265-config.ts';
+import type { AccessUnit, VideoCodec, VideoTrackInfo } from '../media/types.ts';
+import type { AddStream, SegmentClosed, SegmentOpened } from './control.ts';
+import { Segmenter } from './segmenter.ts';
+import type { SegmentWriter } from './writer.ts';
+
+/** Per-codec NAL classification, picked once per stream (no codec branches per NAL). */
+interface NalHandler {
+  /** 0 = other, 1 = VPS, 2 = SPS, 3 = PPS, 4 = drop (AUD, filler). */
+  classify(n: Uint8Array): number;
+  trackInfo(vps: Uint8Array[], sps: Uint8Array[], pps: Uint8Array[]): VideoTrackInfo;
+  needsVps: boolean;
+}
+
+const PS_OTHER = 0, PS_VPS = 1, PS_SPS = 2, PS_PPS = 3, PS_DROP = 4;
+
+const handlers: Record<VideoCodec, NalHandler> = {
+  h264: {
+    // ITU-T H.264 Table 7-1: 7 SPS, 8 PPS, 9 AUD, 12 filler.
+    classify(n) {
+      const t = n[0]! & 0x1f;
+      return t === 7 ? PS_SPS : t === 8 ? PS_PPS : t === 9 || t === 12 ? PS_DROP : PS_OTHER;
+    },
+    trackInfo: (_v, s, p) => videoTrackInfoH264(s, p),
+    needsVps: false,
+  },
+  h265: {
+    // ITU-T H.265 Table 7-1: 32 VPS, 33 SPS, 34 PPS, 35 AUD, 38 filler.
+    classify(n) {
+      const t = (n[0]! >> 1) & 0x3f;
+      return t === 32 ? PS_VPS : t === 33 ? PS_SPS : t === 34 ? PS_PPS : t === 35 || t === 38 ? PS_DROP : PS_OTHER;
+    },
+    trackInfo: (v, s, p) => videoTrackInfoH265(v, s, p),
+    needsVps: true,
+  },
+};
+
+export interface PipelineCounters {
+  bytesIn: number;
+  frames: number;
+  /** Frames skipped: before the first keyframe, after a reset, or malformed. */
+  droppedFrames: number;
+}
+
+export interface PipelineContext {
+  basePath: string;
+  segmentDurationMs: number;
+  fragmentDurationMs: number;
+  writer: SegmentWriter;
+  emit(ev: SegmentOpened | SegmentClosed): void;
+  problem(message: string): void;
+}
+
+export class StreamPipeline {
+  readonly counters: PipelineCounters = { bytesIn: 0, frames: 0, droppedFrames: 0 };
+  readonly streamId: string;
+  #h: NalHandler;
+  #seg: Segmenter | null;
+  #nalus: Uint8Array[] = [];
+  #au: AccessUnit = { nalus: [], bytes: 0, keyframe: false, dts: 0, pts: 0 };
+  #vps: Uint8Array[] = [];
+  #sps: Uint8Array[] = [];
+  #pps: Uint8Array[] = [];
+  #psChanged = false;
+  #haveTrack = false;
+  // RTP-style 32-bit timestamp unwrap (STYLE 9), seeded by the first record.
+  #tsPrev = 0;
+  #tsExt = -1;
+
+  constructor(spec: AddStream, ctx: PipelineContext) {
+    this.streamId = spec.streamId;
+    this.#h = handlers[spec.input.codec];
+    this.#seg = spec.record
+      ? new Segmenter({
+          streamId: spec.streamId,
+          basePath: ctx.basePath,
+          segmentDurationMs: ctx.segmentDurationMs,
+          fragmentDurationMs: ctx.fragmentDurationMs,
+          wallBaseMs: spec.wallBaseMs,
+          firstSegmentNumber: spec.firstSegmentNumber,
+          writer: ctx.writer,
+          syncOnClose: true,
+          emit: ctx.emit,
+          onError: (err) => ctx.problem(err.message),
+        })
+      : null;
+  }
+
+  /** One Annex-B access unit from the ring; `bytes` is valid only during this call. */
+  pushAnnexB(bytes: Uint8Array, keyframe: boolean, ts32: number): void {
+    this.counters.bytesIn += bytes.length;
+    const dts = this.#unwrap(ts32);
+    const n = splitAnnexB(bytes, this.#nalus, MAX_NALUS_PER_AU);
+    if (n < 0) {
+      this.counters.droppedFrames++; // more NAL units than any real picture has
+      return;
+    }
+    const au = this.#au;
+    au.nalus.length = 0;
+    au.bytes = 0;
+    for (let i = 0; i < n; i++) {
+      const nal = this.#nalus[i]!;
+      if (nal.length === 0) continue;
+      const c = this.#h.classify(nal);
+      if (c === PS_OTHER) {
+        au.nalus.push(nal);
+        au.bytes += nal.length;
+      } else if (c !== PS_DROP) {
+        this.#capture(c, nal);
+      }
+    }
+    if (au.nalus.length === 0) return; // parameter sets only
+    if (this.#psChanged && keyframe) this.#updateTrack();
+    if (!this.#haveTrack) {
+      this.counters.droppedFrames++;
+      return;
+    }
+    au.keyframe = keyframe;
+    au.dts = dts;
+    au.pts = dts;
+    this.counters.frames++;
+    if (this.#seg !== null && !this.#seg.push(0, au)) this.counters.droppedFrames++;
+  }
+
+  /** Continues a failed predecessor's counters and timestamp unwrap (it may have wrapped). */
+  inherit(old: StreamPipeline): void {
+    this.counters.bytesIn = old.counters.bytesIn;
+    this.counters.frames = old.counters.frames;
+    this.counters.droppedFrames = old.counters.droppedFrames + 1;
+    this.#tsPrev = old.#tsPrev;
+    this.#tsExt = old.#tsExt;
+    if (old.#seg !== null) this.#seg?.continueNumbering(old.#seg.nextSegmentNumber);
+  }
+
+  /** Closes the open segment. Idempotent. */
+  close(): void {
+    this.#seg?.close();
+  }
+
+  #unwrap(ts: number): number {
+    if (this.#tsExt < 0) {
+      this.#tsExt = ts >>> 0;
+    } else {
+      this.#tsExt += (ts - this.#tsPrev) | 0;
+    }
+    this.#tsPrev = ts;
+    return this.#tsExt;
+  }
+
+  /** Parameter sets are small and rare: copy them (they outlive the ring slot). */
+  #capture(kind: number, nal: Uint8Array): void {
+    const list = kind === PS_VPS ? this.#vps : kind === PS_SPS ? this.#sps : this.#pps;
+    if (list.length === 1 && equalBytes(list[0]!, nal)) return;
+    list.length = 0;
+    list.push(nal.slice());
+    this.#psChanged = true;
+  }
+
+  #updateTrack(): void {
+    this.#psChanged = false;
+    if (this.#sps.length === 0 || this.#pps.length === 0 || (this.#h.needsVps && this.#vps.length === 0)) return;
+    let info: VideoTrackInfo;
+    try {
+      info = this.#h.trackInfo(this.#vps, this.#sps, this.#pps);
+    } catch (err) {
+      this.#haveTrack = false;
+      throw new Error(`stream ${this.streamId}: unusable parameter sets: ${(err as Error).message}`, { cause: err });
+    }
+    this.#seg?.setTracks([info]);
+    this.#haveTrack = true;
+  }
+}
+
+function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}

@@ -1,0 +1,291 @@
+// Cuts one stream's access units into fMP4 fragments (~fragmentDurationMs) and segment
+// files (rotated at the first keyframe after segmentDurationMs), and writes them.
+import { initSegment } from '../media/fmp4-init.ts';
+import { FragmentBuilder } from '../media/fmp4-fragment.ts';
+import type { AccessUnit, TrackInfo } from '../media/types.ts';
+import type { SegmentClosed, SegmentOpened } from './control.ts';
+import type { SegmentFile, SegmentWriter } from './writer.ts';
+
+/** A 4K keyframe at 50 Mbit/s is ~1 MB; a 1 s fragment of it a few MB. Start small, grow. */
+const INITIAL_FRAGMENT_CAPACITY = 1 << 20;
+/** After a write error, wait this much media time (doubling, capped) before a new segment. */
+const RETRY_PAUSE_MS = 1000;
+const RETRY_PAUSE_MAX_MS = 60_000;
+
+export interface SegmenterOptions {
+  streamId: string;
+  basePath: string;
+  segmentDurationMs: number;
+  fragmentDurationMs: number;
+  /** Wall-clock Unix ms at media time 0 of the clock track. */
+  wallBaseMs: number;
+  firstSegmentNumber: number;
+  writer: SegmentWriter;
+  /** fdatasync each segment file when it closes (power-loss safety). */
+  syncOnClose: boolean;
+  emit(ev: SegmentOpened | SegmentClosed): void;
+  /** Reports a write failure (the segmenter has already closed the file and will retry). */
+  onError(err: Error): void;
+}
+
+interface TrackState {
+  /** dts of the last sample added, or -1. */
+  lastDts: number;
+  lastDuration: number;
+  /** dts of the fragment's first sample of this track, or -1 when it has none yet. */
+  fragStartDts: number;
+}
+
+export class Segmenter {
+  #o: SegmenterOptions;
+  #tracks: TrackInfo[] = [];
+  #state: TrackState[] = [];
+  #builder: FragmentBuilder | null = null;
+  #file: SegmentFile | null = null;
+  #segStartDts = 0;
+  #segStartMs = 0;
+  #segNumber: number;
+  #lastPath = '';
+  #fragSeq = 1;
+  #fragmentMs: number[] = [];
+  #fragmentOffsets: number[] = [];
+  #fragBase: number[] = [];
+  #pending = 0; // samples in the open fragment, all tracks
+  #resumeAtDts = -1; // after an error: no new segment before this media time
+  #retryPauseMs = RETRY_PAUSE_MS;
+  /** Tracks changed: rotate at the next keyframe. */
+  #tracksDirty = false;
+  #nextTracks: TrackInfo[] | null = null;
+
+  constructor(opts: SegmenterOptions) {
+    this.#o = opts;
+    this.#segNumber = opts.firstSegmentNumber;
+  }
+
+  /** Number the next segment will carry. */
+  get nextSegmentNumber(): number {
+    return this.#segNumber;
+  }
+
+  /** Continues a predecessor's numbering (a pipeline rebuilt after a failure). */
+  continueNumbering(n: number): void {
+    if (this.#file === null) this.#segNumber = n;
+  }
+
+  get segmentOpen(): boolean {
+    return this.#file !== null;
+  }
+
+  /** Declares the tracks (track 0 is the clock track, normally video). A change rotates. */
+  setTracks(tracks: TrackInfo[]): void {
+    if (this.#tracks.length === 0) {
+      this.#adoptTracks(tracks);
+      return;
+    }
+    this.#nextTracks = tracks;
+    this.#tracksDirty = true;
+  }
+
+  /**
+   * Adds one access unit of track `t`. `au` views are consumed (copied) before returning.
+   * The first sample of a segment must be a keyframe of track 0; until then input is skipped
+   * and `false` is returned so the caller can count it.
+   */
+  push(t: number, au: AccessUnit): boolean {
+    if (t >= this.#tracks.length) return false;
+    const st = this.#state[t]!;
+    if (t === 0) {
+      if (st.lastDts >= 0 && this.#file !== null) {
+        const d = au.dts - st.lastDts;
+        if (d > 0) st.lastDuration = d;
+        // Keep durations exact: the last video sample learns its length from this AU.
+        if (st.fragStartDts >= 0) this.#builder!.setLastDuration(0, st.lastDuration);
+      }
+      if (au.keyframe && this.#file !== null && this.#rotationDue(au.dts)) this.#closeSegment(au.dts);
+      else if (this.#file !== null && this.#fragmentDue(au)) this.#flushFragment();
+      if (this.#file === null) {
+        if (!au.keyframe || (this.#resumeAtDts >= 0 && au.dts < this.#resumeAtDts)) {
+          st.lastDts = -1;
+          return false;
+        }
+        if (this.#tracksDirty) this.#adoptTracks(this.#nextTracks!);
+        if (!this.#openSegment(au.dts)) return false;
+      }
+    } else if (this.#file === null) {
+      return false; // audio before the first video keyframe of a segment
+    }
+    this.#add(t, st, au);
+    return true;
+  }
+
+  /** Ends the current segment (stream stopped): the last video sample keeps its estimate. */
+  close(): void {
+    if (this.#file === null) return;
+    const st0 = this.#state[0]!;
+    this.#closeSegment(st0.lastDts >= 0 ? st0.lastDts + st0.lastDuration : this.#segStartDts);
+  }
+
+  #adoptTracks(tracks: TrackInfo[]): void {
+    this.#tracks = tracks;
+    this.#state = tracks.map(() => ({ lastDts: -1, lastDuration: 0, fragStartDts: -1 }));
+    this.#fragBase = tracks.map(() => 0);
+    this.#builder = new FragmentBuilder(tracks, INITIAL_FRAGMENT_CAPACITY);
+    this.#tracksDirty = false;
+    this.#nextTracks = null;
+  }
+
+  #rotationDue(dts: number): boolean {
+    const ts = this.#tracks[0]!.timescale;
+    return this.#tracksDirty || (dts - this.#segStartDts) * 1000 >= this.#o.segmentDurationMs * ts;
+  }
+
+  #fragmentDue(au: AccessUnit): boolean {
+    const st = this.#state[0]!;
+    if (st.fragStartDts < 0) return false;
+    const ts = this.#tracks[0]!.timescale;
+    const elapsed = au.dts - st.fragStartDts;
+    // Cut at a keyframe (a fragment then starts with a sync sample) or when long enough.
+    return (au.keyframe && elapsed > 0) || elapsed * 1000 >= this.#o.fragmentDurationMs * ts;
+  }
+
+  #add(t: number, st: TrackState, au: AccessUnit): void {
+    const tr = this.#tracks[t]!;
+    let duration: number;
+    if (tr.kind === 'audio') {
+      // Audio durations are intrinsic: AAC frames are 1024 samples; G.711 one byte a sample.
+      duration = tr.codec === 'aac' ? 1024 : au.bytes;
+    } else {
+      duration = st.lastDuration > 0 ? st.lastDuration : Math.round(tr.timescale / (tr.fps > 0 ? tr.fps : 25));
+      st.lastDuration = duration;
+    }
+    if (this.#pending === 0) this.#builder!.begin(this.#fragSeq);
+    if (st.fragStartDts < 0) {
+      st.fragStartDts = au.dts;
+      this.#fragBase[t] = au.dts;
+    }
+    this.#builder!.addSample(t, au, duration);
+    st.lastDts = au.dts;
+    this.#pending++;
+  }
+
+  #openSegment(dts: number): boolean {
+    const ts = this.#tracks[0]!.timescale;
+    const startMs = this.#o.wallBaseMs + Math.floor((dts * 1000) / ts);
+    let rel = segmentPath(this.#o.streamId, startMs);
+    if (rel === this.#lastPath) rel = rel.replace(/\.mp4$/, `-${this.#segNumber}.mp4`);
+    const init = initSegment(this.#tracks, {
+      streamId: this.#o.streamId,
+      segmentNumber: this.#segNumber,
+      startUnixMs: startMs,
+    });
+    let file: SegmentFile | null = null;
+    try {
+      file = this.#o.writer.open(`${this.#o.basePath}/${rel}`);
+      file.append([init]);
+    } catch (err) {
+      try {
+        file?.close(false);
+      } catch {
+        /* report the first error */
+      }
+      this.#failed(dts, err as Error);
+      return false;
+    }
+    this.#file = file;
+    this.#lastPath = rel;
+    this.#segStartDts = dts;
+    this.#segStartMs = startMs;
+    this.#fragmentMs = [];
+    this.#fragmentOffsets = [];
+    this.#resumeAtDts = -1;
+    this.#retryPauseMs = RETRY_PAUSE_MS;
+    const v = this.#tracks.find((x) => x.kind === 'video');
+    this.#o.emit({
+      type: 'segment-open',
+      streamId: this.#o.streamId,
+      startMs,
+      path: rel,
+      segmentNumber: this.#segNumber,
+      codecs: this.#tracks.map((x) => x.codec),
+      width: v?.kind === 'video' ? v.width : 0,
+      height: v?.kind === 'video' ? v.height : 0,
+    });
+    return true;
+  }
+
+  #flushFragment(): void {
+    if (this.#pending === 0 || this.#file === null) return;
+    const parts = this.#builder!.finish(this.#fragBase);
+    const ts = this.#tracks[0]!.timescale;
+    const startDts = this.#state[0]!.fragStartDts >= 0 ? this.#state[0]!.fragStartDts : this.#segStartDts;
+    const offset = this.#file.size;
+    this.#pending = 0;
+    this.#fragSeq++;
+    for (const st of this.#state) st.fragStartDts = -1;
+    try {
+      this.#file.append(parts);
+    } catch (err) {
+      this.#abortSegment(startDts, err as Error);
+      return;
+    }
+    this.#fragmentMs.push(this.#o.wallBaseMs + Math.floor((startDts * 1000) / ts));
+    this.#fragmentOffsets.push(offset);
+  }
+
+  #closeSegment(endDts: number): void {
+    this.#flushFragment();
+    const file = this.#file;
+    if (file === null) return;
+    this.#file = null;
+    try {
+      file.close(this.#o.syncOnClose);
+    } catch (err) {
+      this.#o.onError(err as Error);
+    }
+    this.#emitClose(file.size, endDts);
+  }
+
+  /** A write failed: close what we have (it holds complete fragments only) and pause. */
+  #abortSegment(dts: number, err: Error): void {
+    const file = this.#file!;
+    this.#file = null;
+    try {
+      file.close(false);
+    } catch {
+      /* report the first error */
+    }
+    this.#emitClose(file.size, dts);
+    this.#failed(dts, err);
+  }
+
+  #emitClose(bytes: number, endDts: number): void {
+    const ts = this.#tracks[0]!.timescale;
+    this.#o.emit({
+      type: 'segment-close',
+      streamId: this.#o.streamId,
+      startMs: this.#segStartMs,
+      endMs: this.#o.wallBaseMs + Math.floor((endDts * 1000) / ts),
+      bytes,
+      fragmentMs: this.#fragmentMs,
+      fragmentOffsets: this.#fragmentOffsets,
+    });
+    this.#segNumber++;
+    for (const st of this.#state) st.fragStartDts = -1;
+  }
+
+  #failed(dts: number, err: Error): void {
+    const ts = this.#tracks[0]!.timescale;
+    this.#resumeAtDts = dts + Math.round((this.#retryPauseMs * ts) / 1000);
+    this.#retryPauseMs = Math.min(this.#retryPauseMs * 2, RETRY_PAUSE_MAX_MS);
+    this.#pending = 0;
+    this.#o.onError(err);
+  }
+}
+
+/** SPEC.md local layout: `<stream_id>/<YYYY-MM-DD>/<HH>/<start_unix>.mp4`, UTC. */
+export function segmentPath(streamId: string, startMs: number): string {
+  const d = new Date(startMs);
+  const day = d.toISOString().slice(0, 10);
+  const hour = d.toISOString().slice(11, 13);
+  return `${streamId}/${day}/${hour}/${Math.floor(startMs / 1000)}.mp4`;
+}

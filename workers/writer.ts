@@ -1,0 +1,111 @@
+// The segment-file writer interface the per-stream pipeline writes through, and the
+// portable implementation (positional writev per fragment, no addon needed).
+import { closeSync, fdatasyncSync, ftruncateSync, mkdirSync, openSync, writevSync } from 'node:fs';
+import { dirname } from 'node:path';
+
+export class SegmentWriteError extends Error {
+  override name = 'SegmentWriteError';
+  constructor(
+    readonly path: string,
+    readonly offset: number,
+    options?: { cause?: unknown },
+  ) {
+    super(`writing ${path} at offset ${offset} failed: ${String((options?.cause as Error)?.message ?? options?.cause)}`, options);
+  }
+}
+
+export interface SegmentFile {
+  readonly path: string;
+  /** Bytes accepted so far (the next append's file offset). */
+  readonly size: number;
+  /**
+   * Appends the parts in order. The parts are views the caller reuses after this returns,
+   * so an implementation must consume (write or copy) them before returning.
+   */
+  append(parts: readonly Uint8Array[], count?: number): void;
+  /** Flushes, optionally fdatasyncs, closes. Idempotent. */
+  close(sync: boolean): void;
+}
+
+export interface SegmentWriter {
+  readonly kind: 'portable' | 'native';
+  open(absPath: string): SegmentFile;
+}
+
+/** Plain positional writes: one writev per appended fragment (parts are never copied). */
+export class PortableWriter implements SegmentWriter {
+  readonly kind = 'portable' as const;
+  open(absPath: string): SegmentFile {
+    mkdirSync(dirname(absPath), { recursive: true });
+    return new PortableFile(absPath, openSync(absPath, 'w', 0o644));
+  }
+}
+
+class PortableFile implements SegmentFile {
+  size = 0;
+  #fd: number;
+  #closed = false;
+  /** Reused argument array for writevSync; avoids an allocation per fragment. */
+  #iov: Uint8Array[] = [];
+
+  constructor(
+    readonly path: string,
+    fd: number,
+  ) {
+    this.#fd = fd;
+  }
+
+  append(parts: readonly Uint8Array[], count = parts.length): void {
+    if (this.#closed) throw new SegmentWriteError(this.path, this.size, { cause: 'file is closed' });
+    let want = 0;
+    this.#iov.length = 0;
+    for (let i = 0; i < count; i++) {
+      const p = parts[i]!;
+      if (p.length === 0) continue;
+      this.#iov.push(p);
+      want += p.length;
+    }
+    let done = 0;
+    try {
+      while (done < want) {
+        // A short write is legal; retry with the remainder (rare: regular files on local disks).
+        const n = writevSync(this.#fd, done === 0 ? this.#iov : remainder(this.#iov, done), this.size + done);
+        if (n <= 0) throw new Error(`writev returned ${n}`);
+        done += n;
+      }
+    } catch (cause) {
+      // Keep the file consistent: cut back to the last complete append.
+      try {
+        ftruncateSync(this.#fd, this.size);
+      } catch {
+        /* the write error is the one to report */
+      }
+      throw new SegmentWriteError(this.path, this.size, { cause });
+    }
+    this.size += want;
+  }
+
+  close(sync: boolean): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    try {
+      if (sync) fdatasyncSync(this.#fd);
+    } finally {
+      closeSync(this.#fd);
+    }
+  }
+}
+
+/** The views left after skipping `skip` bytes of `parts` (slow path after a short write). */
+function remainder(parts: Uint8Array[], skip: number): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  for (const p of parts) {
+    if (skip >= p.length) {
+      skip -= p.length;
+      continue;
+    }
+    out.push(skip > 0 ? p.subarray(skip) : p);
+    skip = 0;
+  }
+  return out;
+}
