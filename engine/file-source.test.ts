@@ -3,7 +3,7 @@
 import { describe, expect, test } from 'bun:test';
 import { copyFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { FLAG_KEYFRAME, KIND_ANNEXB_AU } from '../workers/ring-format.ts';
+import { ANNEXB_CTS_BYTES, FLAG_KEYFRAME, KIND_ANNEXB_AU } from '../workers/ring-format.ts';
 import { FileSource, loadClip, SourceError } from './file-source.ts';
 import type { StreamHandle } from './media-pool.ts';
 import { makeClip, tempDir } from '../test/helpers.ts';
@@ -16,10 +16,11 @@ function sink() {
   const s = {
     full: false,
     got,
-    write(kind: number, flags: number, ts: number, payload: Uint8Array): boolean {
+    writeParts(kind: number, flags: number, ts: number, parts: readonly Uint8Array[]): boolean {
       expect(kind).toBe(KIND_ANNEXB_AU);
+      expect(parts[0]!.length).toBe(ANNEXB_CTS_BYTES);
       if (s.full) return false;
-      got.push({ flags, ts, bytes: payload.length });
+      got.push({ flags, ts, bytes: parts[1]!.length });
       return true;
     },
   };
@@ -50,7 +51,7 @@ describe('loadClip', () => {
   test.each([
     ['a missing file', () => 'file:///nonexistent/clip.h264', /cannot read \/nonexistent\/clip\.h264/],
     ['a non-file URL', () => 'rtsp://cam/x', /needs a file:\/\/ URL/],
-    ['a bad fps', () => `file://${join(dir, 'clip-h264-640x360-30-2s-g30.h264')}?fps=0`, /fps=0 must be a number from 1 to 240/],
+    ['a bad fps', () => `file://${join(dir, 'clip-h264-640x360-30-2s-g30-b0.h264')}?fps=0`, /fps=0 must be a number from 1 to 240/],
     ['a file without pictures', () => { const f = join(dir, 'noise.h264'); writeFileSync(f, new Uint8Array(4096).fill(7)); return `file://${f}`; }, /no keyframe/],
   ])('%s gives a SourceError saying what is wrong', async (_n, url, re) => {
     await makeClip(dir, { codec: 'h264', fps: 30, seconds: 2, gop: 30 });
@@ -104,5 +105,24 @@ describe('FileSource', () => {
     expect(s.got.length).toBeLessThanOrEqual(51);
     expect(s.got[1]!.flags & FLAG_KEYFRAME).toBe(FLAG_KEYFRAME);
     expect(src.skippedFrames).toBeGreaterThan(200);
+  });
+});
+
+describe('clips with B-frames', () => {
+  test.each(['h264', 'h265'] as const)('%s: presentation offsets follow the picture order count', async (codec) => {
+    const clip = loadClip(`file://${await makeClip(dir, { codec, fps: 25, seconds: 2, gop: 25, bframes: 3 })}`);
+    expect(clip.reordered).toBe(true);
+    // Presentation times (dts + cts) are a permutation of the frame grid: every slot once.
+    const frame = 90_000 / 25;
+    const pts = clip.parts.map(([cts], i) => i * frame + new DataView(cts.buffer, cts.byteOffset, 4).getInt32(0, true));
+    const sorted = [...pts].sort((a, b) => a - b);
+    const lift = sorted[0]!;
+    expect(sorted).toEqual(pts.map((_, i) => lift + i * frame));
+    pts.forEach((p, i) => expect(p).toBeGreaterThanOrEqual(i * frame)); // never shown before decoded
+  });
+
+  test('a clip without B-frames has zero offsets', async () => {
+    const clip = loadClip(`file://${await makeClip(dir, { codec: 'h264', fps: 25, seconds: 2 })}`);
+    expect(clip.reordered).toBe(false);
   });
 });

@@ -6,8 +6,9 @@ import { splitAnnexB } from '../media/annexb.ts';
 import { splitAccessUnits } from '../media/annexb-au.ts';
 import { videoTrackInfoH264 } from '../media/h264-config.ts';
 import { videoTrackInfoH265 } from '../media/h265-config.ts';
+import { presentationOffsets, PocCounter } from '../media/poc.ts';
 import { VIDEO_TIMESCALE, type VideoCodec, type VideoTrackInfo } from '../media/types.ts';
-import { FLAG_KEYFRAME, KIND_ANNEXB_AU } from '../workers/ring-format.ts';
+import { ANNEXB_CTS_BYTES, FLAG_KEYFRAME, KIND_ANNEXB_AU } from '../workers/ring-format.ts';
 import type { StreamHandle } from './media-pool.ts';
 
 /** A looping demo/test clip is held in memory: refuse files that would not fit well. */
@@ -26,8 +27,11 @@ export interface FileClip {
   track: VideoTrackInfo;
   bytes: Uint8Array;
   aus: { offset: number; length: number; keyframe: boolean }[];
-  /** One view per access unit (made once, so pacing allocates nothing per frame). */
-  views: Uint8Array[];
+  /** Per access unit, [composition-offset prefix, unit bytes] as the ring record's parts
+   *  (made once, so pacing allocates nothing per frame). */
+  parts: [Uint8Array, Uint8Array][];
+  /** Pictures are stored out of presentation order (B-frames). */
+  reordered: boolean;
 }
 
 /** Reads and indexes a clip named by a `file:///abs/path.h264[?fps=N][&codec=h265]` URL. */
@@ -61,8 +65,48 @@ export function loadClip(sourceUrl: string): FileClip {
         : `${path}: the stream does not signal its frame rate; add ?fps=N to source_url`,
     );
   }
-  const views = aus.map((a) => bytes.subarray(a.offset, a.offset + a.length));
-  return { path, codec, fps, track, bytes, aus, views };
+  const offsets = presentationOrder(bytes, aus, codec);
+  const cts = new Int32Array(aus.length);
+  const parts = aus.map((a, i): [Uint8Array, Uint8Array] => {
+    cts[i] = Math.round((offsets[i]! * VIDEO_TIMESCALE) / fps);
+    return [new Uint8Array(cts.buffer, i * ANNEXB_CTS_BYTES, ANNEXB_CTS_BYTES), bytes.subarray(a.offset, a.offset + a.length)];
+  });
+  return { path, codec, fps, track, bytes, aus, parts, reordered: offsets.some((o) => o !== 0) };
+}
+
+/**
+ * Frames each access unit is presented after its decode slot. Annex-B files carry no
+ * timestamps, so with B-frames the order comes from the slice headers' picture order count.
+ */
+function presentationOrder(bytes: Uint8Array, aus: FileClip['aus'], codec: VideoCodec): Int32Array {
+  const poc = new PocCounter(codec);
+  const pocs: number[] = [];
+  const periodStarts: boolean[] = [];
+  const nalus: Uint8Array[] = [];
+  for (const au of aus) {
+    splitAnnexB(bytes.subarray(au.offset, au.offset + au.length), nalus);
+    let value = -1;
+    let periodStart = false;
+    for (const n of nalus) {
+      const t = codec === 'h264' ? n[0]! & 0x1f : (n[0]! >> 1) & 0x3f;
+      const isPs = codec === 'h264' ? t === 7 || t === 8 : t >= 32 && t <= 34;
+      const isVcl = codec === 'h264' ? t >= 1 && t <= 5 : t <= 31;
+      if (isPs) {
+        try {
+          poc.parameterSet(n);
+        } catch {
+          /* trackInfo() already vetted the first parameter sets; a later bad one costs only the order */
+        }
+      } else if (isVcl) {
+        periodStart = codec === 'h264' ? t === 5 : t >= 16 && t <= 20;
+        value = poc.picture(n);
+        break;
+      }
+    }
+    pocs.push(value);
+    periodStarts.push(periodStart);
+  }
+  return presentationOffsets(pocs, periodStarts);
 }
 
 function pickCodec(url: URL, path: string, bytes: Uint8Array): VideoCodec {
@@ -138,7 +182,7 @@ export class FileSource {
         this.skippedFrames++;
         continue;
       }
-      if (this.#h.write(KIND_ANNEXB_AU, au.keyframe ? FLAG_KEYFRAME : 0, ts, clip.views[i]!)) this.#waitKeyframe = false;
+      if (this.#h.writeParts(KIND_ANNEXB_AU, au.keyframe ? FLAG_KEYFRAME : 0, ts, clip.parts[i]!)) this.#waitKeyframe = false;
       else this.#waitKeyframe = true; // ring full: counted by the handle; resume at a keyframe
     }
   }

@@ -64,6 +64,13 @@ export class StreamHandle {
     this.counters.ringDrops++;
     return false;
   }
+
+  /** One record assembled from several views (copied once, in order). */
+  writeParts(kind: number, flags: number, ts: number, parts: readonly Uint8Array[]): boolean {
+    if (this.worker.producer.tryWriteParts(this.slot, kind, flags, ts, parts)) return true;
+    this.counters.ringDrops++;
+    return false;
+  }
 }
 
 class WorkerSlot {

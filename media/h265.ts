@@ -66,6 +66,8 @@ export interface H265Sps {
   codedHeight: number;
   bitDepthLuma: number;
   bitDepthChroma: number;
+  /** log2_max_pic_order_cnt_lsb_minus4 + 4: bits of slice_pic_order_cnt_lsb. */
+  log2MaxPicOrderCntLsb: number;
   /** 0 when the VUI carries no timing (or could not be read up to it). */
   numUnitsInTick: number;
   timeScale: number;
@@ -224,7 +226,7 @@ export function parseSps(nal: Uint8Array): H265Sps {
   const sps: H265Sps = {
     vpsId, maxSubLayers: maxSubLayersMinus1 + 1, temporalIdNesting, ptl, spsId, chromaFormatIdc,
     separateColourPlane, width, height, codedWidth, codedHeight, bitDepthLuma, bitDepthChroma,
-    numUnitsInTick: 0, timeScale: 0, fps: 0,
+    log2MaxPicOrderCntLsb: log2MaxPocLsb, numUnitsInTick: 0, timeScale: 0, fps: 0,
   };
   if (r.flag()) {
     try {

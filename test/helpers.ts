@@ -20,6 +20,8 @@ export interface ClipOptions {
   seconds?: number;
   /** GOP in frames; 2 s by default. */
   gop?: number;
+  /** B-frames between references (decode order differs from presentation order); 0 by default. */
+  bframes?: number;
 }
 
 const clipCache = new Map<string, string>();
@@ -28,15 +30,16 @@ const clipCache = new Map<string, string>();
 export async function makeClip(dir: string, o: ClipOptions): Promise<string> {
   const { codec, width = 640, height = 360, fps = 25, seconds = 6 } = o;
   const gop = o.gop ?? fps * 2;
-  const key = JSON.stringify([codec, width, height, fps, seconds, gop]);
+  const bf = o.bframes ?? 0;
+  const key = JSON.stringify([codec, width, height, fps, seconds, gop, bf]);
   const hit = clipCache.get(key);
   if (hit !== undefined && existsSync(hit)) return hit;
   mkdirSync(dir, { recursive: true });
-  const out = join(dir, `clip-${codec}-${width}x${height}-${fps}-${seconds}s-g${gop}.${codec}`);
+  const out = join(dir, `clip-${codec}-${width}x${height}-${fps}-${seconds}s-g${gop}-b${bf}.${codec}`);
   const enc =
     codec === 'h264'
-      ? ['-c:v', 'libx264', '-preset', 'ultrafast', '-bf', '0', '-g', `${gop}`, '-keyint_min', `${gop}`, '-sc_threshold', '0', '-f', 'h264']
-      : ['-c:v', 'libx265', '-preset', 'ultrafast', '-x265-params', `keyint=${gop}:min-keyint=${gop}:bframes=0:scenecut=0:log-level=error`, '-f', 'hevc'];
+      ? ['-c:v', 'libx264', '-preset', bf > 0 ? 'fast' : 'ultrafast', '-bf', `${bf}`, '-g', `${gop}`, '-keyint_min', `${gop}`, '-sc_threshold', '0', '-f', 'h264']
+      : ['-c:v', 'libx265', '-preset', 'ultrafast', '-x265-params', `keyint=${gop}:min-keyint=${gop}:bframes=${bf}:scenecut=0:log-level=error`, '-f', 'hevc'];
   await run(['ffmpeg', '-v', 'error', '-y', '-f', 'lavfi', '-i', `testsrc2=size=${width}x${height}:rate=${fps}`, '-t', `${seconds}`, '-pix_fmt', 'yuv420p', ...enc, out]);
   clipCache.set(key, out);
   return out;

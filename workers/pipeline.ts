@@ -5,6 +5,7 @@ import { videoTrackInfoH264 } from '../media/h264-config.ts';
 import { videoTrackInfoH265 } from '../media/h265-config.ts';
 import type { AccessUnit, VideoCodec, VideoTrackInfo } from '../media/types.ts';
 import type { AddStream, SegmentClosed, SegmentOpened } from './control.ts';
+import { ANNEXB_CTS_BYTES } from './ring-format.ts';
 import { Segmenter } from './segmenter.ts';
 import type { SegmentWriter } from './writer.ts';
 
@@ -90,9 +91,15 @@ export class StreamPipeline {
       : null;
   }
 
-  /** One Annex-B access unit from the ring; `bytes` is valid only during this call. */
-  pushAnnexB(bytes: Uint8Array, keyframe: boolean, ts32: number): void {
-    this.counters.bytesIn += bytes.length;
+  /** One KIND_ANNEXB_AU record (cts prefix + Annex-B bytes); valid only during this call. */
+  pushAnnexB(record: Uint8Array, keyframe: boolean, ts32: number): void {
+    this.counters.bytesIn += record.length;
+    if (record.length <= ANNEXB_CTS_BYTES) {
+      this.counters.droppedFrames++;
+      return;
+    }
+    const cts = record[0]! | (record[1]! << 8) | (record[2]! << 16) | (record[3]! << 24);
+    const bytes = record.subarray(ANNEXB_CTS_BYTES);
     const dts = this.#unwrap(ts32);
     const n = splitAnnexB(bytes, this.#nalus, MAX_NALUS_PER_AU);
     if (n < 0) {
@@ -121,7 +128,7 @@ export class StreamPipeline {
     }
     au.keyframe = keyframe;
     au.dts = dts;
-    au.pts = dts;
+    au.pts = dts + cts;
     this.counters.frames++;
     if (this.#seg !== null && !this.#seg.push(0, au)) this.counters.droppedFrames++;
   }

@@ -97,9 +97,12 @@ export const minRingBytes = (maxPayloadBytes: number): number => 2 * recordSpan(
 /** Internal wrap marker: the rest of the data region is unused, continue at offset 0. Only
  *  the first 8 bytes (len = 0, slot = 0, kind, flags = 0) are written. Never delivered. */
 export const KIND_WRAP = 0;
-/** main -> worker: one Annex-B access unit from a file source (start codes included).
- *  flags: FLAG_KEYFRAME. ts: dts in 90 kHz ticks, low 32 bits. */
+/** main -> worker: one Annex-B access unit from a file source. Payload: the composition
+ *  offset (pts - dts, i32 little-endian, 90 kHz ticks; ANNEXB_CTS_BYTES), then the unit's
+ *  bytes with start codes. flags: FLAG_KEYFRAME. ts: dts in 90 kHz ticks, low 32 bits. */
 export const KIND_ANNEXB_AU = 1;
+/** Bytes of the composition-offset prefix of a KIND_ANNEXB_AU payload. */
+export const ANNEXB_CTS_BYTES = 4;
 /** main -> worker: one RTP packet (RFC 3550 §5.1, whole packet from the version byte).
  *  flags: the track index within the stream (0..255). ts: receive time in ms, low 32 bits. */
 export const KIND_RTP = 2;
