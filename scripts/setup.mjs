@@ -13,12 +13,21 @@ const forTests = process.argv.includes('--test');
 const quiet = process.env.FLUX_SETUP_QUIET === '1';
 const log = (msg) => { if (!quiet) console.log(`[setup] ${msg}`); };
 
-/** Debian packages by purpose: command that proves presence -> package. */
-const ENGINE_PACKAGES = [['ffmpeg', 'ffmpeg'], ['ffprobe', 'ffmpeg']];
-const TEST_PACKAGES = [];
+/** Debian packages the engine needs (ffmpeg makes the demo clip and decodes snapshots). */
+const ENGINE_PACKAGES = ['ffmpeg'];
+/** Real peers the tests start: players that judge our files, and (as ingest lands) cameras. */
+const TEST_PACKAGES = [
+  'vlc-bin', 'vlc-plugin-base', // VLC demuxes recordings (and serves RTSP)
+  'chromium', // MSE playback of fMP4, the web UI
+];
 
 function onPath(cmd) {
   return spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
+}
+
+function installed(pkg) {
+  const r = spawnSync('dpkg-query', ['-W', '-f=${Status}', pkg], { encoding: 'utf8' });
+  return r.status === 0 && r.stdout.includes('install ok installed');
 }
 
 function run(cmd, args, opts = {}) {
@@ -47,11 +56,11 @@ function ffmpegFromEnv() {
 
 function debianPackages() {
   const wanted = forTests ? [...ENGINE_PACKAGES, ...TEST_PACKAGES] : ENGINE_PACKAGES;
-  const missing = [
-    ...new Set(
-      wanted.filter(([cmd]) => !(cmd === 'ffmpeg' && ffmpegFromEnv()) && !onPath(cmd)).map(([, pkg]) => pkg),
-    ),
-  ];
+  const hasDpkg = onPath('dpkg-query');
+  const missing = wanted.filter((pkg) => {
+    if (pkg === 'ffmpeg' && (ffmpegFromEnv() || (onPath('ffmpeg') && onPath('ffprobe')))) return false;
+    return hasDpkg ? !installed(pkg) : !onPath(pkg);
+  });
   if (missing.length === 0) return;
   const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
   const hasApt = onPath('apt-get');
