@@ -1,6 +1,6 @@
 // Throughput of the SPSC ring (workers/ring.ts): records/s and MB/s, producer in a worker
 // and consumer on the main thread, plus a same-thread write+read loop for the per-record cost.
-// Usage: bun bench/ring-throughput.ts [--short] [--payload 1400] [--ring-kib 4096]
+// Usage: bun bench/ring-throughput.ts [--short] [--payload 1400] [--ring-kib 4096] [--rounds 5]
 import { KIND_RTP } from '../workers/ring-format.ts';
 import { createRing, RingConsumer, RingProducer } from '../workers/ring.ts';
 
@@ -51,7 +51,7 @@ async function crossThread(records: number, payload: number, ringBytes: number):
   const { fullRetries } = await done;
   worker.terminate();
   if (got !== records) throw new Error(`lost records: ${got} of ${records}`);
-  report(`cross-thread ${payload} B`, records, payload, s, `full retries ${fullRetries}, checksum ${check & 0xff}`);
+  report(`cross-thread ${payload} B`, records, payload, s, `full retries ${fullRetries}, late wakes ${c.lateWakes}, checksum ${check & 0xff}`);
 }
 
 function sameThread(records: number, payload: number): void {
@@ -78,9 +78,10 @@ function report(name: string, records: number, payload: number, s: number, extra
 if (Bun.isMainThread) {
   const short = process.argv.includes('--short');
   const records = short ? 20_000 : 2_000_000;
+  const rounds = short ? 1 : arg('--rounds', 5);
   const payload = arg('--payload', 1400);
   const ringBytes = arg('--ring-kib', 4096) << 10;
-  for (let round = 0; round < (short ? 1 : 3); round++) {
+  for (let round = 0; round < rounds; round++) {
     await crossThread(records, payload, ringBytes);
     sameThread(records, payload);
     sameThread(records, 64);

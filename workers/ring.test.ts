@@ -238,18 +238,19 @@ describe('ring wake-up and close', () => {
 
   test('a parked consumer wakes on publish, and the producer clears the sleeping flag', async () => {
     const { p, c, ctrl } = pair(256, 100);
-    const woke = c.waitReadable();
+    const woke = c.waitReadable(Infinity); // no safety timeout: only the notify can wake it
     expect(Atomics.load(ctrl, F.CTRL_SLEEPING)).toBe(1);
     setTimeout(() => p.tryWrite(1, F.KIND_RTP, 0, 0, bytes(3, 0)), 5);
     await woke;
     expect(Atomics.load(ctrl, F.CTRL_SLEEPING)).toBe(0);
     expect(drain(c).length).toBe(1);
     expect(await Promise.race([c.waitReadable(20), Bun.sleep(200).then(() => 'stuck')])).toBeUndefined(); // timeout path
+    expect(c.lateWakes).toBe(0); // timed out on an empty ring: not a lost wake-up
   });
 
   test('close wakes a waiting consumer, refuses later writes without counting drops, keeps published records', async () => {
     const { p, c } = pair(256, 100);
-    const woke = c.waitReadable();
+    const woke = c.waitReadable(Infinity);
     setTimeout(() => c.close(), 5); // either end may close
     await woke;
     expect(c.closed && p.closed).toBe(true);
@@ -324,7 +325,7 @@ describe('ring across threads', () => {
     worker.terminate();
     const ms = performance.now() - t0;
     gaps += records - 1 - lastSeq;
-    console.log(`ring stress: ${received} received, ${r.refused} dropped, ${parks} parks, max tryWrite ${r.maxWriteMs.toFixed(3)} ms, ${ms.toFixed(0)} ms`);
+    console.log(`ring stress: ${received} received, ${r.refused} dropped, ${parks} parks, ${c.lateWakes} late wakes, max tryWrite ${r.maxWriteMs.toFixed(3)} ms, ${ms.toFixed(0)} ms`);
     expect(bad).toBe(0);
     expect(received).toBe(r.sent);
     expect(received + r.refused).toBe(records);
@@ -333,7 +334,10 @@ describe('ring across threads', () => {
     expect(c.written).toBe(r.sent);
     expect(r.refused).toBeGreaterThan(0);
     expect(r.spuriousRefusals).toBe(0); // refused only when the ring really had no room
-    expect(parks).toBeGreaterThan(10); // the sleeping-flag wake-up path ran, and never lost a wake-up
+    expect(parks).toBeGreaterThan(10); // the sleeping-flag wake-up path ran
+    // Parks rescued by the safety timeout: the runtime's rare lost notify (see WAKE_SAFETY_MS),
+    // never a systematic loss in the protocol.
+    expect(c.lateWakes).toBeLessThanOrEqual(Math.max(5, parks / 100));
     expect(r.maxWriteMs).toBeLessThan(100); // never waits on the consumer (generous for GC pauses)
   }, 20_000);
 });
