@@ -7,11 +7,12 @@ import type { Config, StreamConfig } from './config.ts';
 import { FileSource, loadClip, SourceError } from './file-source.ts';
 import { IndexDb } from './index-db.ts';
 import { log } from './log.ts';
+import { LiveHub } from './live.ts';
 import { MediaPool, type StreamHandle } from './media-pool.ts';
 import { recoverOpenSegments } from './recovery.ts';
 import { startRetention, type RetentionHandle } from './retention.ts';
 import { loadNative } from '../native/index.ts';
-import type { SegmentClosed, SegmentOpened, StreamProblem } from '../workers/control.ts';
+import type { KeyframeEvent, SegmentClosed, SegmentOpened, StreamProblem } from '../workers/control.ts';
 
 /** File sources are paced by one shared timer; 10 ms keeps 25-60 fps frames on time. */
 const PACE_INTERVAL_MS = 10;
@@ -37,6 +38,7 @@ export class Engine {
   readonly basePath: string;
   readonly index: IndexDb;
   readonly pool: MediaPool;
+  readonly live: LiveHub;
   readonly writerKind: 'portable' | 'native';
   readonly nativeStatus: string;
   readonly streams = new Map<string, StreamEntry>();
@@ -66,12 +68,14 @@ export class Engine {
       writer: this.writerKind,
       allowFaults,
       onEvent: (ev) => this.#onEvent(ev),
+      onFragment: (h, flags, ts, payload) => this.live.onFragment(h, flags, ts, payload),
       onWorkerLost: (_i, ids) => {
         recoverOpenSegments(this.index, this.basePath, new Set(ids)).catch((e: Error) =>
           log.error(`repairing segments after a worker loss failed: ${e.message}`),
         );
       },
     });
+    this.live = new LiveHub(this.pool);
     this.#pacer = setInterval(() => this.#pace(), PACE_INTERVAL_MS);
     const storage = config.video.storage;
     this.#retention = startRetention({
@@ -105,6 +109,7 @@ export class Engine {
     log.info(`storage ${basePath}, index ${indexPath}, ${engine.pool.workerCount} media workers, writer ${engine.writerKind}`);
     log.info(engine.nativeStatus);
     for (const s of config.video.streams) await engine.addStream(s, 'config');
+    await engine.restoreApiStreams();
     return engine;
   }
 
@@ -129,6 +134,7 @@ export class Engine {
         record: cfg.record,
         wallBaseMs: startMs,
         firstSegmentNumber: this.#nextSegmentNumber(cfg.stream_id),
+        keyframeIntervalMs: this.config.video.keyframe.enabled ? this.config.video.keyframe.interval_seconds * 1000 : 0,
         bitrateHint: Math.round((clip.bytes.length / Math.max(1, clip.aus.length)) * clip.fps),
       });
       entry.source = new FileSource(clip, entry.handle, startMs);
@@ -143,11 +149,31 @@ export class Engine {
     return entry;
   }
 
+  /** Restarts the streams created over the API (index `streams` records with origin 'api');
+   *  a config.toml stream of the same id wins. One stream that cannot start never stops the rest. */
+  async restoreApiStreams(): Promise<number> {
+    let n = 0;
+    for (const r of this.index.listStreams()) {
+      if (r.origin !== 'api') continue;
+      if (this.streams.has(r.stream_id)) {
+        log.warn(`stream ${r.stream_id} is defined in config.toml and over the API; the config.toml one runs`);
+        continue;
+      }
+      const cfg: StreamConfig = { stream_id: r.stream_id, protocol: r.protocol, record: r.record };
+      if (r.source_url !== '') cfg.source_url = r.source_url;
+      if (r.publish_key !== undefined) cfg.publish_key = r.publish_key;
+      await this.addStream(cfg, 'api').then(() => n++, (e: Error) => log.error(`stream ${r.stream_id}: restore failed: ${e.message}`));
+    }
+    if (n > 0) log.info(`restored ${n} streams created over the API`);
+    return n;
+  }
+
   async removeStream(streamId: string): Promise<boolean> {
     const entry = this.streams.get(streamId);
     if (entry === undefined) return false;
     entry.source = null; // stop pacing before the worker drains and closes the segment
     entry.state = 'stopped';
+    this.live.closeStream(streamId);
     if (entry.handle !== null) await this.pool.removeStream(entry.handle);
     entry.handle = null;
     this.streams.delete(streamId);
@@ -181,7 +207,7 @@ export class Engine {
     return (last?.segment_number ?? stats.count) + 1;
   }
 
-  #onEvent(ev: SegmentOpened | SegmentClosed | StreamProblem): void {
+  #onEvent(ev: SegmentOpened | SegmentClosed | StreamProblem | KeyframeEvent): void {
     const fail = (e: Error) => log.error(`index update for ${ev.streamId} failed: ${e.message}`);
     switch (ev.type) {
       case 'segment-open':
@@ -206,6 +232,8 @@ export class Engine {
           })
           .catch(fail);
         return;
+      case 'keyframe':
+        return; // keyframe JPEGs: see the snapshot work
       case 'stream-error': {
         const e = this.streams.get(ev.streamId);
         if (e !== undefined) e.error = ev.message;

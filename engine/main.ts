@@ -4,6 +4,7 @@ import { ConfigError, loadConfig, preflight, type Config } from './config.ts';
 import { DEMO_STREAM_ID, ensureDemoStream } from './demo.ts';
 import { Engine } from './engine.ts';
 import { log, setLogLevel } from './log.ts';
+import { websocket } from 'hono/bun';
 import { createApp } from '../http/app.ts';
 
 const t0 = performance.now();
@@ -43,7 +44,7 @@ try {
 
 let server: ReturnType<typeof Bun.serve>;
 try {
-  server = Bun.serve({ hostname: config.http.host, port: config.http.port, fetch: createApp(engine).fetch });
+  server = Bun.serve({ hostname: config.http.host, port: config.http.port, fetch: createApp(engine).fetch, websocket });
 } catch (err) {
   await engine.stop();
   fail(1, `cannot listen on ${config.http.host}:${config.http.port}: ${(err as Error).message}`);

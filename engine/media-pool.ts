@@ -3,9 +3,9 @@
 // is restarted and its streams are re-added.
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { Piscina } from 'piscina';
-import type { AddStream, FromWorker, InputFormat, Reply, SegmentClosed, SegmentOpened, StreamProblem, ToWorker, WriterKind } from '../workers/control.ts';
+import type { AddStream, FromWorker, InputFormat, KeyframeData, KeyframeEvent, KeyframeReply, Reply, SegmentClosed, SegmentOpened, StreamProblem, ToWorker, WriterKind } from '../workers/control.ts';
 import { MAX_RECORD_BYTES } from '../workers/ring-format.ts';
-import { createRing, RingProducer } from '../workers/ring.ts';
+import { createRing, RingConsumer, RingProducer, type RecordHandler } from '../workers/ring.ts';
 import { log } from './log.ts';
 
 /** Slots are u16 in ring records. */
@@ -15,6 +15,9 @@ const REQUEST_TIMEOUT_MS = 10_000;
 /** Restart pauses for a worker that keeps dying: 1 s, 2 s, 4 s ... capped. */
 const RESTART_PAUSE_MS = 1000;
 const RESTART_PAUSE_MAX_MS = 30_000;
+/** worker -> main ring: preview fragments only (one per frame while watched), droppable. */
+const OUT_RING_BYTES = 4 << 20;
+const OUT_RING_MAX_RECORD = 1 << 20;
 
 export interface PoolOptions {
   workers: number;
@@ -24,7 +27,9 @@ export interface PoolOptions {
   fragmentDurationMs: number;
   writer: WriterKind;
   allowFaults: boolean;
-  onEvent(ev: SegmentOpened | SegmentClosed | StreamProblem): void;
+  onEvent(ev: SegmentOpened | SegmentClosed | StreamProblem | KeyframeEvent): void;
+  /** One preview record (KIND_FRAGMENT) of a stream; `payload` is valid during the call only. */
+  onFragment(h: StreamHandle, flags: number, ts: number, payload: Uint8Array): void;
   /** A worker died; its streams' open segments must be repaired (they got no close). */
   onWorkerLost(workerIndex: number, streamIds: string[]): void;
 }
@@ -37,6 +42,8 @@ export interface StreamSpec {
   firstSegmentNumber: number;
   /** Expected bytes/s, used for placement until measured. */
   bitrateHint: number;
+  /** Periodic keyframe events for keyframe JPEGs; 0 = none. */
+  keyframeIntervalMs: number;
 }
 
 export interface StreamCounters {
@@ -47,11 +54,15 @@ export interface StreamCounters {
   ringDrops: number;
   /** Measured input bytes/s over the last stats interval. */
   bytesPerSec: number;
+  /** Preview fragments the worker could not queue to the main thread. */
+  previewDrops: number;
 }
 
 /** What an ingest adapter holds to feed a stream. */
 export class StreamHandle {
-  readonly counters: StreamCounters = { bytesIn: 0, frames: 0, droppedFrames: 0, ringDrops: 0, bytesPerSec: 0 };
+  /** Preview requested (re-applied when the worker restarts). */
+  previewOn = false;
+  readonly counters: StreamCounters = { bytesIn: 0, frames: 0, droppedFrames: 0, ringDrops: 0, bytesPerSec: 0, previewDrops: 0 };
   constructor(
     readonly slot: number,
     readonly spec: StreamSpec,
@@ -77,8 +88,9 @@ class WorkerSlot {
   producer!: RingProducer;
   port!: MessagePort;
   ring!: SharedArrayBuffer;
+  out!: RingConsumer;
   streams = new Map<number, StreamHandle>();
-  pending = new Map<number, { resolve(): void; reject(e: Error): void; timer: ReturnType<typeof setTimeout> }>();
+  pending = new Map<number, { resolve(v: unknown): void; reject(e: Error): void; timer: ReturnType<typeof setTimeout> }>();
   restartPause = RESTART_PAUSE_MS;
   alive = false;
   constructor(readonly index: number) {}
@@ -164,12 +176,25 @@ export class MediaPool {
     }
   }
 
+  /** Live preview on/off for a stream (the worker muxes one fragment per frame while on). */
+  async setPreview(h: StreamHandle, on: boolean): Promise<void> {
+    if (!h.worker.streams.has(h.slot)) return;
+    h.previewOn = on;
+    await this.#request(h.worker, { type: 'preview', id: this.#nextId++, slot: h.slot, on });
+  }
+
+  /** The stream's latest keyframe with its parameter sets, or null before the first. */
+  async latestKeyframe(h: StreamHandle): Promise<KeyframeData | null> {
+    const r = (await this.#request(h.worker, { type: 'keyframe-request', id: this.#nextId++, slot: h.slot })) as KeyframeReply;
+    return r.keyframe;
+  }
+
   /** Tests only: make a worker crash or a stream's pipeline throw. */
   injectFault(workerIndex: number, fault: 'crash-worker' | 'throw-in-stream', slot?: number): Promise<void> {
     const w = this.#workers[workerIndex]!;
     const msg: ToWorker = { type: 'inject-fault', id: this.#nextId++, fault };
     if (slot !== undefined) msg.slot = slot;
-    return this.#request(w, msg);
+    return this.#request(w, msg).then(() => undefined);
   }
 
   async close(): Promise<void> {
@@ -191,6 +216,7 @@ export class MediaPool {
       record: h.spec.record,
       wallBaseMs: h.spec.wallBaseMs,
       firstSegmentNumber: h.spec.firstSegmentNumber,
+      keyframeIntervalMs: h.spec.keyframeIntervalMs,
     };
   }
 
@@ -200,13 +226,17 @@ export class MediaPool {
     // so a burst of large pictures still fits; 4K at high bitrates wants a larger ring_size_mb.
     w.ring = createRing(this.#o.ringBytes, Math.min(MAX_RECORD_BYTES, Math.floor(this.#o.ringBytes / 4)));
     w.producer = new RingProducer(w.ring);
+    const outRing = createRing(OUT_RING_BYTES, OUT_RING_MAX_RECORD);
+    w.out = new RingConsumer(outRing);
     w.port = port1;
     w.alive = true;
+    void this.#drainOut(w, w.out);
     port1.on('message', (m: FromWorker) => this.#onMessage(w, m));
     port1.postMessage({
       type: 'init',
       workerIndex: w.index,
       inRing: w.ring,
+      outRing,
       basePath: this.#o.basePath,
       segmentDurationMs: this.#o.segmentDurationMs,
       fragmentDurationMs: this.#o.fragmentDurationMs,
@@ -220,8 +250,18 @@ export class MediaPool {
     );
   }
 
+  /** Main-thread side of a worker's out ring: hands preview fragments to the live hub. */
+  async #drainOut(w: WorkerSlot, ring: RingConsumer): Promise<void> {
+    const handler: RecordHandler = (slot, _kind, flags, ts, payload) => {
+      const h = w.streams.get(slot);
+      if (h !== undefined) this.#o.onFragment(h, flags, ts, payload);
+    };
+    await ring.consume(handler);
+  }
+
   #lost(w: WorkerSlot, err: Error | null, startedMs: number): void {
     w.alive = false;
+    w.out.close();
     w.port.close();
     for (const p of w.pending.values()) {
       clearTimeout(p.timer);
@@ -239,16 +279,16 @@ export class MediaPool {
       if (this.#closing) return;
       this.#launch(w);
       for (const h of w.streams.values()) {
-        this.#request(w, this.#addMessage(h)).catch((e: Error) =>
-          log.error(`stream ${h.spec.streamId}: re-adding after worker restart failed: ${e.message}`),
-        );
+        this.#request(w, this.#addMessage(h))
+          .then(() => (h.previewOn ? this.#request(w, { type: 'preview', id: this.#nextId++, slot: h.slot, on: true }) : undefined))
+          .catch((e: Error) => log.error(`stream ${h.spec.streamId}: re-adding after worker restart failed: ${e.message}`));
       }
     }, pause).unref?.();
   }
 
-  #request(w: WorkerSlot, msg: ToWorker & { id: number }): Promise<void> {
+  #request(w: WorkerSlot, msg: ToWorker & { id: number }): Promise<unknown> {
     if (!w.alive) return Promise.reject(new Error(`media worker ${w.index} is restarting`));
-    return new Promise<void>((resolve, reject) => {
+    return new Promise<unknown>((resolve, reject) => {
       const timer = setTimeout(() => {
         w.pending.delete(msg.id);
         reject(new Error(`media worker ${w.index} did not answer ${msg.type} in ${REQUEST_TIMEOUT_MS} ms`));
@@ -261,9 +301,10 @@ export class MediaPool {
   #onMessage(w: WorkerSlot, m: FromWorker): void {
     switch (m.type) {
       case 'reply':
+      case 'keyframe-reply':
         return this.#onReply(w, m);
       case 'stats':
-        for (let i = 0; i + 3 < m.slots.length; i += 4) {
+        for (let i = 0; i + 4 < m.slots.length; i += 5) {
           const h = w.streams.get(m.slots[i]!);
           if (h === undefined) continue;
           const c = h.counters;
@@ -271,6 +312,7 @@ export class MediaPool {
           c.bytesIn = m.slots[i + 1]!;
           c.frames = m.slots[i + 2]!;
           c.droppedFrames = m.slots[i + 3]!;
+          c.previewDrops = m.slots[i + 4]!;
         }
         return;
       default:
@@ -278,12 +320,13 @@ export class MediaPool {
     }
   }
 
-  #onReply(w: WorkerSlot, m: Reply): void {
+  #onReply(w: WorkerSlot, m: Reply | KeyframeReply): void {
     const p = w.pending.get(m.id);
     if (p === undefined) return;
     w.pending.delete(m.id);
     clearTimeout(p.timer);
-    if (m.ok) p.resolve();
+    if (m.type === 'keyframe-reply') p.resolve(m);
+    else if (m.ok) p.resolve(undefined);
     else p.reject(new Error(m.error ?? 'worker refused'));
   }
 }

@@ -1,6 +1,7 @@
 // The HTTP app (Hono on Bun.serve): health and the first read-only API routes.
 import { Hono } from 'hono';
 import type { Engine } from '../engine/engine.ts';
+import { registerLiveRoutes } from './routes-live.ts';
 
 export function createApp(engine: Engine): Hono {
   const app = new Hono();
@@ -42,6 +43,7 @@ export function createApp(engine: Engine): Hono {
     }));
     return c.json({ stream_id: id, start, end, segments, gaps: engine.index.gaps(id, start, end, 1000, { nowMs: now }) });
   });
+  registerLiveRoutes(app, engine);
   app.onError((err, c) => c.json({ error: err.message }, err.name === 'IndexError' ? 400 : 500));
   return app;
 }

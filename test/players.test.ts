@@ -1,3 +1,4 @@
+/// <reference lib="dom" />
 // Independent players accept what the engine records: VLC demuxes every frame of a segment,
 // and Chromium's Media Source Extensions buffer consecutive segments as one continuous range
 // and play them.

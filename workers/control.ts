@@ -15,6 +15,8 @@ export interface WorkerInit {
   workerIndex: number;
   /** Input ring (main -> worker), see workers/ring.ts. */
   inRing: SharedArrayBuffer;
+  /** Output ring (worker -> main): live-preview fragments, droppable. */
+  outRing: SharedArrayBuffer;
   basePath: string;
   segmentDurationMs: number;
   fragmentDurationMs: number;
@@ -42,6 +44,23 @@ export interface AddStream {
   wallBaseMs: number;
   /** Number written into the next segment's identity (continues the index's numbering). */
   firstSegmentNumber: number;
+  /** Send a `keyframe` event at most this often (media time); 0 = never. */
+  keyframeIntervalMs: number;
+}
+
+/** Live preview on or off for a stream (on while at least one viewer watches). */
+export interface SetPreview {
+  type: 'preview';
+  id: number;
+  slot: number;
+  on: boolean;
+}
+
+/** Asks for the stream's latest keyframe; answered by a `keyframe-reply`. */
+export interface KeyframeRequest {
+  type: 'keyframe-request';
+  id: number;
+  slot: number;
 }
 
 export interface RemoveStream {
@@ -63,13 +82,36 @@ export interface InjectFault {
   slot?: number;
 }
 
-export type ToWorker = WorkerInit | AddStream | RemoveStream | Shutdown | InjectFault;
+export type ToWorker = WorkerInit | AddStream | RemoveStream | Shutdown | InjectFault | SetPreview | KeyframeRequest;
 
 export interface Reply {
   type: 'reply';
   id: number;
   ok: boolean;
   error?: string;
+}
+
+/** A decodable picture: Annex-B parameter sets followed by the keyframe's NAL units. */
+export interface KeyframeData {
+  codec: VideoCodec;
+  width: number;
+  height: number;
+  /** Wall-clock Unix ms of the picture. */
+  wallMs: number;
+  data: Uint8Array;
+}
+
+export interface KeyframeReply {
+  type: 'keyframe-reply';
+  id: number;
+  /** null when the stream has had no keyframe yet. */
+  keyframe: KeyframeData | null;
+}
+
+/** The periodic keyframe of a stream (every keyframeIntervalMs), for keyframe JPEGs. */
+export interface KeyframeEvent extends KeyframeData {
+  type: 'keyframe';
+  streamId: string;
 }
 
 export interface SegmentOpened {
@@ -103,8 +145,8 @@ export interface StreamProblem {
 
 export interface StreamStats {
   type: 'stats';
-  /** Per slot: [slot, bytesIn, frames, droppedFrames] flattened. */
+  /** Per slot: [slot, bytesIn, frames, droppedFrames, previewDrops] flattened. */
   slots: number[];
 }
 
-export type FromWorker = Reply | SegmentOpened | SegmentClosed | StreamProblem | StreamStats;
+export type FromWorker = Reply | KeyframeReply | KeyframeEvent | SegmentOpened | SegmentClosed | StreamProblem | StreamStats;

@@ -2,7 +2,7 @@
 // input ring into per-stream pipelines and answers control messages on its MessagePort.
 import type { MessagePort } from 'node:worker_threads';
 import { FLAG_KEYFRAME, KIND_ANNEXB_AU } from './ring-format.ts';
-import { RingConsumer } from './ring.ts';
+import { RingConsumer, RingProducer } from './ring.ts';
 import type { AddStream, FromWorker, ToWorker, WorkerInit } from './control.ts';
 import { StreamPipeline, type PipelineContext } from './pipeline.ts';
 import { PortableWriter, type SegmentWriter } from './writer.ts';
@@ -46,6 +46,7 @@ class MediaWorker {
   #ring: RingConsumer;
   #pipes: (StreamPipeline | null)[] = [];
   #specs: (AddStream | null)[] = [];
+  #previewOn: boolean[] = [];
   #ctx: PipelineContext;
   #stopping = false;
   #stats: ReturnType<typeof setInterval>;
@@ -69,6 +70,7 @@ class MediaWorker {
     this.#init = init;
     this.#send = send;
     this.#ring = new RingConsumer(init.inRing);
+    const out = new RingProducer(init.outRing);
     const writer: SegmentWriter = new PortableWriter();
     this.#ctx = {
       basePath: init.basePath,
@@ -77,6 +79,7 @@ class MediaWorker {
       writer,
       emit: (ev) => send(ev),
       problem: () => {},
+      out,
     };
     this.#stats = setInterval(() => this.#sendStats(), STATS_INTERVAL_MS);
     void this.#loop();
@@ -92,7 +95,19 @@ class MediaWorker {
         this.#pipes[msg.slot]?.close();
         this.#pipes[msg.slot] = new StreamPipeline(msg, ctx);
         this.#specs[msg.slot] = msg;
+        this.#previewOn[msg.slot] = false;
         this.#reply(msg.id, true);
+        return;
+      }
+      case 'preview': {
+        this.#previewOn[msg.slot] = msg.on;
+        this.#pipes[msg.slot]?.setPreview(msg.on);
+        this.#reply(msg.id, true);
+        return;
+      }
+      case 'keyframe-request': {
+        const p = this.#pipes[msg.slot];
+        this.#send({ type: 'keyframe-reply', id: msg.id, keyframe: p ? p.latestKeyframe() : null });
         return;
       }
       case 'remove-stream': {
@@ -174,6 +189,7 @@ class MediaWorker {
     };
     const fresh = new StreamPipeline(spec, ctx);
     fresh.inherit(old);
+    if (this.#previewOn[slot]) fresh.setPreview(true);
     this.#pipes[slot] = fresh;
   }
 
@@ -186,7 +202,7 @@ class MediaWorker {
     for (let s = 0; s < this.#pipes.length; s++) {
       const p = this.#pipes[s];
       if (p == null) continue;
-      slots.push(s, p.counters.bytesIn, p.counters.frames, p.counters.droppedFrames);
+      slots.push(s, p.counters.bytesIn, p.counters.frames, p.counters.droppedFrames, p.previewDrops);
     }
     this.#send({ type: 'stats', slots });
   }

@@ -4,8 +4,10 @@ import { MAX_NALUS_PER_AU, splitAnnexB } from '../media/annexb.ts';
 import { videoTrackInfoH264 } from '../media/h264-config.ts';
 import { videoTrackInfoH265 } from '../media/h265-config.ts';
 import type { AccessUnit, VideoCodec, VideoTrackInfo } from '../media/types.ts';
-import type { AddStream, SegmentClosed, SegmentOpened } from './control.ts';
+import type { AddStream, KeyframeData, KeyframeEvent, SegmentClosed, SegmentOpened } from './control.ts';
+import { PreviewMuxer } from './preview.ts';
 import { ANNEXB_CTS_BYTES } from './ring-format.ts';
+import type { RingProducer } from './ring.ts';
 import { Segmenter } from './segmenter.ts';
 import type { SegmentWriter } from './writer.ts';
 
@@ -52,9 +54,13 @@ export interface PipelineContext {
   segmentDurationMs: number;
   fragmentDurationMs: number;
   writer: SegmentWriter;
-  emit(ev: SegmentOpened | SegmentClosed): void;
+  emit(ev: SegmentOpened | SegmentClosed | KeyframeEvent): void;
   problem(message: string): void;
+  /** worker -> main ring for preview fragments. */
+  out: RingProducer;
 }
+
+const START_CODE = new Uint8Array([0, 0, 0, 1]);
 
 export class StreamPipeline {
   readonly counters: PipelineCounters = { bytesIn: 0, frames: 0, droppedFrames: 0 };
@@ -68,12 +74,32 @@ export class StreamPipeline {
   #pps: Uint8Array[] = [];
   #psChanged = false;
   #haveTrack = false;
+  #track: VideoTrackInfo | null = null;
+  #slot: number;
+  #wallBaseMs: number;
+  #out: RingProducer;
+  #emit: PipelineContext['emit'];
+  #preview: PreviewMuxer | null = null;
+  /** The latest keyframe as Annex-B with its parameter sets (a reused, growing buffer). */
+  #key = new Uint8Array(256 << 10);
+  #keyLen = 0;
+  #keyWallMs = 0;
+  #keyIntervalMs: number;
+  #keyEmittedMs = -Infinity;
+  #keyDts = -1;
+  /** Ticks between the last two keyframes (the GOP length), 0 until known. */
+  #keyIntervalTicks = 0;
   // RTP-style 32-bit timestamp unwrap (STYLE 9), seeded by the first record.
   #tsPrev = 0;
   #tsExt = -1;
 
   constructor(spec: AddStream, ctx: PipelineContext) {
     this.streamId = spec.streamId;
+    this.#slot = spec.slot;
+    this.#wallBaseMs = spec.wallBaseMs;
+    this.#out = ctx.out;
+    this.#emit = ctx.emit;
+    this.#keyIntervalMs = spec.keyframeIntervalMs;
     this.#h = handlers[spec.input.codec];
     this.#seg = spec.record
       ? new Segmenter({
@@ -131,6 +157,63 @@ export class StreamPipeline {
     au.pts = dts + cts;
     this.counters.frames++;
     if (this.#seg !== null && !this.#seg.push(0, au)) this.counters.droppedFrames++;
+    this.#preview?.push(0, au);
+    if (keyframe) this.#keepKeyframe(au);
+  }
+
+  /** Live preview while someone watches: one fragment per frame into the out ring. */
+  setPreview(on: boolean): void {
+    if (!on) {
+      this.#preview = null;
+      return;
+    }
+    if (this.#preview !== null) return;
+    this.#preview = new PreviewMuxer(this.#out, this.#slot);
+    if (this.#track === null) return;
+    this.#preview.setTracks([this.#track]);
+    if (this.#keyLen > 0 && this.#keyIntervalTicks > 0) {
+      // The retained keyframe, shown until the next one is due (no gap for MSE).
+      const still: AccessUnit = { nalus: [], bytes: 0, keyframe: true, dts: this.#keyDts, pts: this.#keyDts };
+      splitAnnexB(this.#key.subarray(0, this.#keyLen), still.nalus);
+      still.nalus = still.nalus.filter((n) => this.#h.classify(n) === PS_OTHER);
+      for (const n of still.nalus) still.bytes += n.length;
+      this.#preview.pushStill(still, this.#keyIntervalTicks);
+    }
+  }
+
+  get previewDrops(): number {
+    return this.#preview?.counters.dropped ?? 0;
+  }
+
+  /** A copy of the latest keyframe with its parameter sets, or null before the first. */
+  latestKeyframe(): KeyframeData | null {
+    const t = this.#track;
+    if (t === null || this.#keyLen === 0) return null;
+    return { codec: t.codec, width: t.width, height: t.height, wallMs: this.#keyWallMs, data: this.#key.slice(0, this.#keyLen) };
+  }
+
+  /** Keeps the picture (one copy per GOP) so a snapshot never waits for the next keyframe. */
+  #keepKeyframe(au: AccessUnit): void {
+    let need = au.bytes + 4 * au.nalus.length;
+    for (const l of [this.#vps, this.#sps, this.#pps]) for (const n of l) need += 4 + n.length;
+    if (need > this.#key.length) this.#key = new Uint8Array(need * 2);
+    let at = 0;
+    const put = (n: Uint8Array) => {
+      this.#key.set(START_CODE, at);
+      this.#key.set(n, at + 4);
+      at += 4 + n.length;
+    };
+    for (const l of [this.#vps, this.#sps, this.#pps]) for (const n of l) put(n);
+    for (const n of au.nalus) put(n);
+    this.#keyLen = at;
+    if (this.#keyDts >= 0 && au.dts > this.#keyDts) this.#keyIntervalTicks = au.dts - this.#keyDts;
+    this.#keyDts = au.dts;
+    this.#keyWallMs = this.#wallBaseMs + Math.floor(au.dts / 90);
+    if (this.#keyIntervalMs > 0 && this.#keyWallMs - this.#keyEmittedMs >= this.#keyIntervalMs) {
+      this.#keyEmittedMs = this.#keyWallMs;
+      const k = this.latestKeyframe();
+      if (k !== null) this.#emit({ type: 'keyframe', streamId: this.streamId, ...k });
+    }
   }
 
   /** Continues a failed predecessor's counters and timestamp unwrap (it may have wrapped). */
@@ -178,6 +261,8 @@ export class StreamPipeline {
       throw new Error(`stream ${this.streamId}: unusable parameter sets: ${(err as Error).message}`, { cause: err });
     }
     this.#seg?.setTracks([info]);
+    this.#preview?.setTracks([info]);
+    this.#track = info;
     this.#haveTrack = true;
   }
 }
