@@ -1,49 +1,47 @@
-// The HTTP app (Hono on Bun.serve): health and the first read-only API routes.
+// The HTTP app (Hono on Bun.serve): auth, the route modules, and the one error handler.
+// A feature adds its routes as a RouteModule (a function of the app and the shared context).
 import { Hono } from 'hono';
 import type { Engine } from '../engine/engine.ts';
-import { registerLiveRoutes } from './routes-live.ts';
+import { requireToken } from './auth.ts';
+import { errorBody, handleError } from './errors.ts';
+import { Metrics } from './metrics.ts';
+import { RecordingFiles } from './recording-files.ts';
+import { liveRoutes } from './routes-live.ts';
+import { playbackRoutes } from './routes-playback.ts';
+import { recordingRoutes } from './routes-recordings.ts';
+import { streamRoutes } from './routes-streams.ts';
+import { systemRoutes } from './routes-system.ts';
+import { unavailableRoutes } from './routes-unavailable.ts';
 
-export function createApp(engine: Engine): Hono {
+/** What route modules share: the engine, the metrics registry (setViewers), cached recording reads. */
+export interface AppContext {
+  engine: Engine;
+  metrics: Metrics;
+  files: RecordingFiles;
+}
+
+export type RouteModule = (app: Hono, ctx: AppContext) => void;
+
+/** Registered in this order; more specific paths of one prefix must not be shadowed by earlier ones. */
+export const ROUTE_MODULES: readonly RouteModule[] = [systemRoutes, streamRoutes, liveRoutes, recordingRoutes, playbackRoutes, unavailableRoutes];
+
+export interface AppOptions {
+  /** Modules added after the built-in ones. */
+  routes?: readonly RouteModule[];
+}
+
+/**
+ * Auth covers every /api route (WebSocket upgrades included) and /metrics when `[http] token`
+ * is set; /healthz stays open for load balancers and supervisors.
+ */
+export function createApp(engine: Engine, opts: AppOptions = {}): Hono & { ctx: AppContext } {
   const app = new Hono();
-  app.get('/healthz', (c) =>
-    c.json({ ok: true, uptime_ms: Date.now() - engine.startedAt, streams: engine.streams.size, writer: engine.writerKind }),
-  );
-  app.get('/api/video/streams', (c) =>
-    c.json({
-      streams: [...engine.streams.values()].map((e) => ({
-        stream_id: e.config.stream_id,
-        protocol: e.config.protocol,
-        source_url: e.config.source_url,
-        record: e.config.record,
-        origin: e.origin,
-        state: e.state,
-        error: e.error,
-        counters: e.handle?.counters ?? null,
-      })),
-    }),
-  );
-  app.get('/api/video/recordings/:id', (c) => {
-    const id = c.req.param('id');
-    const now = Date.now();
-    const start = Number(c.req.query('start') ?? now - 3_600_000);
-    const end = Number(c.req.query('end') ?? now);
-    if (!Number.isFinite(start) || !Number.isFinite(end) || end <= start) {
-      return c.json({ error: 'start and end must be Unix ms with start < end', field: 'start' }, 400);
-    }
-    if (!engine.streams.has(id) && engine.index.streamStats(id).count === 0) return c.json({ error: `no stream ${id}` }, 404);
-    const segments = engine.index.querySegments(id, start, end, now).map((s) => ({
-      start_ms: s.start_ms,
-      end_ms: s.end_ms,
-      path: s.path,
-      bytes: s.bytes,
-      codecs: s.codecs,
-      width: s.width,
-      height: s.height,
-      state: s.state,
-    }));
-    return c.json({ stream_id: id, start, end, segments, gaps: engine.index.gaps(id, start, end, 1000, { nowMs: now }) });
-  });
-  registerLiveRoutes(app, engine);
-  app.onError((err, c) => c.json({ error: err.message }, err.name === 'IndexError' ? 400 : 500));
-  return app;
+  const ctx: AppContext = { engine, metrics: new Metrics(engine), files: new RecordingFiles() };
+  const auth = requireToken(engine.config.http.token);
+  app.use('/api/*', auth);
+  app.use('/metrics', auth);
+  for (const register of [...ROUTE_MODULES, ...(opts.routes ?? [])]) register(app, ctx);
+  app.notFound((c) => c.json(errorBody(`no route ${c.req.method} ${new URL(c.req.url).pathname}`), 404));
+  app.onError(handleError);
+  return Object.assign(app, { ctx });
 }

@@ -1,17 +1,17 @@
 // WebSocket live preview: GET /api/video/streams/{id}/live upgrades to a socket that
 // receives a JSON `init` message (MSE codec strings), the init segment, then one fMP4
 // fragment per frame from a keyframe on (engine/live.ts decides what each viewer gets).
-import type { Hono } from 'hono';
 import { upgradeWebSocket } from 'hono/bun';
-import type { Engine } from '../engine/engine.ts';
+import type { RouteModule } from './app.ts';
+import { streamIdParam } from './params.ts';
 import type { Viewer, ViewerSocket } from '../engine/live.ts';
 import type { StreamHandle } from '../engine/media-pool.ts';
 
-export function registerLiveRoutes(app: Hono, engine: Engine): void {
+export const liveRoutes: RouteModule = (app, { engine }) => {
   app.get(
     '/api/video/streams/:id/live',
     (c, next) => {
-      const id = c.req.param('id');
+      const id = streamIdParam(c);
       const e = engine.streams.get(id);
       if (e === undefined) return c.json({ error: `no stream ${id}`, field: 'stream_id' }, 404);
       if (e.handle === null) return c.json({ error: `stream ${id} is ${e.state}${e.error ? `: ${e.error}` : ''}` }, 409);
@@ -36,4 +36,4 @@ export function registerLiveRoutes(app: Hono, engine: Engine): void {
       };
     }),
   );
-}
+};

@@ -1,0 +1,135 @@
+// Prometheus metrics (prom-client): per-stream ingest counters, per-worker ring fill, writer
+// kind and queue depth, disk space, and the process defaults (memory, CPU, event-loop lag).
+import { statfsSync } from 'node:fs';
+import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
+import type { Engine, StreamEntry } from '../engine/engine.ts';
+
+/** fps is measured over this window by a background sampler (unref'd: never keeps the process up). */
+const FPS_WINDOW_MS = 1000;
+
+type StreamCounter = 'bytes' | 'frames' | 'dropped' | 'ringDrops' | 'lost' | 'reconnects';
+
+/** A counter field a source may not have yet (RTSP fills lostPackets/reconnects when it lands). */
+function optionalCount(e: StreamEntry, key: string): number {
+  const v = (e.handle?.counters as unknown as Record<string, unknown> | undefined)?.[key];
+  return typeof v === 'number' ? v : 0;
+}
+
+export class Metrics {
+  readonly registry = new Registry();
+  readonly contentType = this.registry.contentType;
+  readonly #engine: Engine;
+  readonly #viewers = new Map<string, number>();
+  readonly #fps = new Map<string, { t: number; frames: number; fps: number }>();
+  readonly #sampler: ReturnType<typeof setInterval>;
+
+  constructor(engine: Engine) {
+    this.#engine = engine;
+    const register = this.registry;
+    collectDefaultMetrics({ register });
+    const streams = () => [...engine.streams.values()];
+    const counter = (name: string, help: string, pick: (e: StreamEntry) => number) =>
+      new Counter({
+        name, help, labelNames: ['stream'], registers: [register],
+        collect() {
+          this.reset();
+          for (const e of streams()) this.inc({ stream: e.config.stream_id }, pick(e));
+        },
+      });
+    const gauge = (name: string, help: string, pick: (e: StreamEntry) => number) =>
+      new Gauge({
+        name, help, labelNames: ['stream'], registers: [register],
+        collect() {
+          this.reset();
+          for (const e of streams()) this.set({ stream: e.config.stream_id }, pick(e));
+        },
+      });
+    const c = (e: StreamEntry) => e.handle?.counters;
+    const picks: Record<StreamCounter, [string, string, (e: StreamEntry) => number]> = {
+      bytes: ['flux_stream_bytes_total', 'Media bytes received per stream', (e) => c(e)?.bytesIn ?? 0],
+      frames: ['flux_stream_frames_total', 'Access units received per stream', (e) => c(e)?.frames ?? 0],
+      dropped: ['flux_stream_dropped_frames_total', 'Frames dropped in the pipeline per stream', (e) => c(e)?.droppedFrames ?? 0],
+      ringDrops: ['flux_stream_ring_drops_total', 'Records dropped because the worker ring was full', (e) => c(e)?.ringDrops ?? 0],
+      lost: ['flux_stream_lost_packets_total', 'RTP packets lost per stream (0 for file sources)', (e) => optionalCount(e, 'lostPackets')],
+      reconnects: ['flux_stream_reconnects_total', 'Source reconnects per stream', (e) => optionalCount(e, 'reconnects')],
+    };
+    for (const [name, help, pick] of Object.values(picks)) counter(name, help, pick);
+    gauge('flux_stream_fps', `Frames per second per stream, over ${FPS_WINDOW_MS} ms`, (e) => this.#fps.get(e.config.stream_id)?.fps ?? 0);
+    gauge('flux_stream_bitrate_bps', 'Input bitrate per stream, bits per second', (e) => (c(e)?.bytesPerSec ?? 0) * 8);
+    gauge('flux_stream_viewers', 'Live preview viewers per stream', (e) => this.#viewers.get(e.config.stream_id) ?? engine.live.viewerCount(e.config.stream_id));
+    gauge('flux_stream_up', '1 when the stream is live, 0 otherwise', (e) => (e.state === 'live' ? 1 : 0));
+    new Gauge({
+      name: 'flux_worker_ring_fill_ratio', help: 'Fill of each media worker input ring (0..1)', labelNames: ['worker'], registers: [register],
+      collect() {
+        this.reset();
+        for (const w of engine.pool.workerLoads()) this.set({ worker: String(w.index) }, w.ringFill);
+      },
+    });
+    new Gauge({
+      name: 'flux_worker_streams', help: 'Streams placed on each media worker', labelNames: ['worker'], registers: [register],
+      collect() {
+        this.reset();
+        for (const w of engine.pool.workerLoads()) this.set({ worker: String(w.index) }, w.streams);
+      },
+    });
+    new Gauge({
+      name: 'flux_writer_info', help: 'Segment writer in use (1 for the active kind)', labelNames: ['kind'], registers: [register],
+      collect() {
+        this.reset();
+        this.set({ kind: engine.writerKind }, 1);
+      },
+    });
+    new Gauge({
+      name: 'flux_write_queue_depth', help: 'Writes queued to the segment writer (0 for the portable writer, which writes inline)', registers: [register],
+      collect() {
+        this.set(0);
+      },
+    });
+    new Gauge({
+      name: 'flux_disk_bytes', help: 'Space of the filesystem holding base_path', labelNames: ['kind'], registers: [register],
+      collect() {
+        const d = diskSpace(engine.basePath);
+        if (d === null) return;
+        this.set({ kind: 'total' }, d.total);
+        this.set({ kind: 'free' }, d.free);
+      },
+    });
+    this.#sampler = setInterval(() => this.#sampleFps(), FPS_WINDOW_MS);
+    this.#sampler.unref?.();
+  }
+
+  /** Overrides the viewer count of a stream (default: engine.live.viewerCount); n <= 0 clears the override. */
+  setViewers(streamId: string, n: number): void {
+    if (n > 0) this.#viewers.set(streamId, n);
+    else this.#viewers.delete(streamId);
+  }
+
+  text(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  close(): void {
+    clearInterval(this.#sampler);
+  }
+
+  #sampleFps(): void {
+    const now = Date.now();
+    for (const id of this.#fps.keys()) if (!this.#engine.streams.has(id)) this.#fps.delete(id);
+    for (const e of this.#engine.streams.values()) {
+      const frames = e.handle?.counters.frames ?? 0;
+      const prev = this.#fps.get(e.config.stream_id);
+      const fps = prev && now > prev.t && frames >= prev.frames ? ((frames - prev.frames) * 1000) / (now - prev.t) : 0;
+      this.#fps.set(e.config.stream_id, { t: now, frames, fps: Math.round(fps * 100) / 100 });
+    }
+  }
+}
+
+/** statfs of the filesystem holding `path` (free = available to unprivileged users); null if it fails. */
+export function diskSpace(path: string): { total: number; free: number } | null {
+  try {
+    const s = statfsSync(path);
+    return { total: s.blocks * s.bsize, free: s.bavail * s.bsize };
+  } catch {
+    return null;
+  }
+}
