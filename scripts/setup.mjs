@@ -17,8 +17,11 @@ const log = (msg) => { if (!quiet) console.log(`[setup] ${msg}`); };
 const ENGINE_PACKAGES = ['ffmpeg'];
 /** Real peers the tests start: players that judge our files, and (as ingest lands) cameras. */
 const TEST_PACKAGES = [
-  'vlc-bin', 'vlc-plugin-base', // VLC demuxes recordings (and serves RTSP)
+  'vlc-bin', 'vlc-plugin-base', // VLC demuxes recordings and serves RTSP (UDP) as a camera
   'chromium', // MSE playback of fMP4, the web UI
+  // gst-rtsp-server as an RTSP camera (test/peers/rtsp-camera.py, run with Debian's python3)
+  'gstreamer1.0-tools', 'gstreamer1.0-plugins-base', 'gstreamer1.0-plugins-good', 'gstreamer1.0-plugins-bad',
+  'gstreamer1.0-plugins-ugly', 'gstreamer1.0-libav', 'gstreamer1.0-x', 'gir1.2-gst-rtsp-server-1.0', 'python3-gi',
 ];
 
 function onPath(cmd) {
