@@ -56,13 +56,15 @@ export interface StreamCounters {
   bytesPerSec: number;
   /** Preview fragments the worker could not queue to the main thread. */
   previewDrops: number;
+  /** RTP packets seen missing (sequence gaps) since the stream was added. */
+  lostPackets: number;
 }
 
 /** What an ingest adapter holds to feed a stream. */
 export class StreamHandle {
   /** Preview requested (re-applied when the worker restarts). */
   previewOn = false;
-  readonly counters: StreamCounters = { bytesIn: 0, frames: 0, droppedFrames: 0, ringDrops: 0, bytesPerSec: 0, previewDrops: 0 };
+  readonly counters: StreamCounters = { bytesIn: 0, frames: 0, droppedFrames: 0, ringDrops: 0, bytesPerSec: 0, previewDrops: 0, lostPackets: 0 };
   constructor(
     readonly slot: number,
     readonly spec: StreamSpec,
@@ -304,7 +306,7 @@ export class MediaPool {
       case 'keyframe-reply':
         return this.#onReply(w, m);
       case 'stats':
-        for (let i = 0; i + 4 < m.slots.length; i += 5) {
+        for (let i = 0; i + 5 < m.slots.length; i += 6) {
           const h = w.streams.get(m.slots[i]!);
           if (h === undefined) continue;
           const c = h.counters;
@@ -313,6 +315,7 @@ export class MediaPool {
           c.frames = m.slots[i + 2]!;
           c.droppedFrames = m.slots[i + 3]!;
           c.previewDrops = m.slots[i + 4]!;
+          c.lostPackets = m.slots[i + 5]!;
         }
         return;
       default:

@@ -25,8 +25,23 @@ export interface WorkerInit {
   allowFaults: boolean;
 }
 
-/** Where the bytes of a stream's input records come from; picks the depacketizer once. */
-export type InputFormat = { kind: 'annexb'; codec: VideoCodec };
+/** One RTP track of a session: its m= section in the SDP and the payload type in use. */
+export interface RtpTrackSpec {
+  mediaIndex: number;
+  payloadType: number;
+  /** UDP may reorder (a reorder window is kept); TCP interleaved never does. */
+  transport: 'tcp' | 'udp';
+}
+
+/** An RTP session (RTSP today): the SDP text and the tracks set up, in record-flag order. */
+export interface RtpInputSpec {
+  kind: 'rtp';
+  sdp: string;
+  tracks: RtpTrackSpec[];
+}
+
+/** Where the bytes of a stream's input records come from; picks the input adapter once. */
+export type InputFormat = { kind: 'annexb'; codec: VideoCodec } | RtpInputSpec | { kind: 'flv' };
 
 export interface TrackSpec {
   kind: 'video' | 'audio';
@@ -145,7 +160,7 @@ export interface StreamProblem {
 
 export interface StreamStats {
   type: 'stats';
-  /** Per slot: [slot, bytesIn, frames, droppedFrames, previewDrops] flattened. */
+  /** Per slot: [slot, bytesIn, frames, droppedFrames, previewDrops, lostPackets] flattened. */
   slots: number[];
 }
 

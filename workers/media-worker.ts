@@ -1,7 +1,6 @@
 // Piscina entry point of a media worker: one long-lived task per worker that drains its
 // input ring into per-stream pipelines and answers control messages on its MessagePort.
 import type { MessagePort } from 'node:worker_threads';
-import { FLAG_KEYFRAME, KIND_ANNEXB_AU } from './ring-format.ts';
 import { RingConsumer, RingProducer } from './ring.ts';
 import type { AddStream, FromWorker, ToWorker, WorkerInit } from './control.ts';
 import { StreamPipeline, type PipelineContext } from './pipeline.ts';
@@ -60,7 +59,7 @@ class MediaWorker {
       return;
     }
     try {
-      if (kind === KIND_ANNEXB_AU) p.pushAnnexB(payload, (flags & FLAG_KEYFRAME) !== 0, ts);
+      p.push(kind, flags, ts, payload);
     } catch (err) {
       this.#reset(slot, err as Error);
     }
@@ -202,7 +201,7 @@ class MediaWorker {
     for (let s = 0; s < this.#pipes.length; s++) {
       const p = this.#pipes[s];
       if (p == null) continue;
-      slots.push(s, p.counters.bytesIn, p.counters.frames, p.counters.droppedFrames, p.previewDrops);
+      slots.push(s, p.counters.bytesIn, p.counters.frames, p.counters.droppedFrames, p.previewDrops, p.lostPackets);
     }
     this.#send({ type: 'stats', slots });
   }

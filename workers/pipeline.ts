@@ -1,51 +1,25 @@
-// One stream's pipeline inside a media worker: input records -> access units (with
-// parameter-set capture) -> segmenter. One bad stream resets only its own pipeline.
-import { MAX_NALUS_PER_AU, splitAnnexB } from '../media/annexb.ts';
-import { videoTrackInfoH264 } from '../media/h264-config.ts';
-import { videoTrackInfoH265 } from '../media/h265-config.ts';
-import type { AccessUnit, VideoCodec, VideoTrackInfo } from '../media/types.ts';
-import type { AddStream, KeyframeData, KeyframeEvent, SegmentClosed, SegmentOpened } from './control.ts';
+// One stream's pipeline inside a media worker: ring records -> the stream's input adapter
+// (Annex-B file, RTP, FLV; picked once) -> access units -> recorder, live preview and the
+// retained keyframe. One bad stream resets only its own pipeline.
+import { parseAvcC } from '../media/h264-config.ts';
+import { parseHvcC } from '../media/h265-config.ts';
+import type { AccessUnit, TrackInfo, VideoTrackInfo } from '../media/types.ts';
+import type { AddStream, InputFormat, KeyframeData, KeyframeEvent, SegmentClosed, SegmentOpened } from './control.ts';
+import type { InputSink, StreamInput } from './input.ts';
+import { AnnexbInput } from './input-annexb.ts';
+import { FlvInput } from './input-flv.ts';
+import { RtpInput } from './input-rtp.ts';
 import { PreviewMuxer } from './preview.ts';
-import { ANNEXB_CTS_BYTES } from './ring-format.ts';
 import type { RingProducer } from './ring.ts';
 import { Segmenter } from './segmenter.ts';
 import type { SegmentWriter } from './writer.ts';
-
-/** Per-codec NAL classification, picked once per stream (no codec branches per NAL). */
-interface NalHandler {
-  /** 0 = other, 1 = VPS, 2 = SPS, 3 = PPS, 4 = drop (AUD, filler). */
-  classify(n: Uint8Array): number;
-  trackInfo(vps: Uint8Array[], sps: Uint8Array[], pps: Uint8Array[]): VideoTrackInfo;
-  needsVps: boolean;
-}
-
-const PS_OTHER = 0, PS_VPS = 1, PS_SPS = 2, PS_PPS = 3, PS_DROP = 4;
-
-const handlers: Record<VideoCodec, NalHandler> = {
-  h264: {
-    // ITU-T H.264 Table 7-1: 7 SPS, 8 PPS, 9 AUD, 12 filler.
-    classify(n) {
-      const t = n[0]! & 0x1f;
-      return t === 7 ? PS_SPS : t === 8 ? PS_PPS : t === 9 || t === 12 ? PS_DROP : PS_OTHER;
-    },
-    trackInfo: (_v, s, p) => videoTrackInfoH264(s, p),
-    needsVps: false,
-  },
-  h265: {
-    // ITU-T H.265 Table 7-1: 32 VPS, 33 SPS, 34 PPS, 35 AUD, 38 filler.
-    classify(n) {
-      const t = (n[0]! >> 1) & 0x3f;
-      return t === 32 ? PS_VPS : t === 33 ? PS_SPS : t === 34 ? PS_PPS : t === 35 || t === 38 ? PS_DROP : PS_OTHER;
-    },
-    trackInfo: (v, s, p) => videoTrackInfoH265(v, s, p),
-    needsVps: true,
-  },
-};
+import { splitAnnexB } from '../media/annexb.ts';
 
 export interface PipelineCounters {
   bytesIn: number;
+  /** Video pictures (or audio frames for an audio-only stream) that reached the pipeline. */
   frames: number;
-  /** Frames skipped: before the first keyframe, after a reset, or malformed. */
+  /** Frames skipped: before the first keyframe, incomplete after loss, after a reset. */
   droppedFrames: number;
 }
 
@@ -62,19 +36,35 @@ export interface PipelineContext {
 
 const START_CODE = new Uint8Array([0, 0, 0, 1]);
 
-export class StreamPipeline {
+function createInput(f: InputFormat, sink: InputSink): StreamInput {
+  switch (f.kind) {
+    case 'annexb':
+      return new AnnexbInput(f.codec, sink);
+    case 'rtp':
+      return new RtpInput(f, sink);
+    case 'flv':
+      return new FlvInput(sink);
+  }
+}
+
+/** The parameter sets of a video track, from its avcC/hvcC (for decodable keyframes). */
+function parameterSets(t: VideoTrackInfo): Uint8Array[] {
+  if (t.codec === 'h264') {
+    const c = parseAvcC(t.config);
+    return [...c.sps, ...c.pps];
+  }
+  const c = parseHvcC(t.config);
+  return [32, 33, 34].flatMap((type) => c.arrays.filter((a) => a.nalUnitType === type).flatMap((a) => a.nalus));
+}
+
+export class StreamPipeline implements InputSink {
   readonly counters: PipelineCounters = { bytesIn: 0, frames: 0, droppedFrames: 0 };
   readonly streamId: string;
-  #h: NalHandler;
+  #input: StreamInput;
   #seg: Segmenter | null;
-  #nalus: Uint8Array[] = [];
-  #au: AccessUnit = { nalus: [], bytes: 0, keyframe: false, dts: 0, pts: 0 };
-  #vps: Uint8Array[] = [];
-  #sps: Uint8Array[] = [];
-  #pps: Uint8Array[] = [];
-  #psChanged = false;
-  #haveTrack = false;
-  #track: VideoTrackInfo | null = null;
+  #tracks: TrackInfo[] = [];
+  #video: VideoTrackInfo | null = null;
+  #ps: Uint8Array[] = [];
   #slot: number;
   #wallBaseMs: number;
   #out: RingProducer;
@@ -89,9 +79,6 @@ export class StreamPipeline {
   #keyDts = -1;
   /** Ticks between the last two keyframes (the GOP length), 0 until known. */
   #keyIntervalTicks = 0;
-  // RTP-style 32-bit timestamp unwrap (STYLE 9), seeded by the first record.
-  #tsPrev = 0;
-  #tsExt = -1;
 
   constructor(spec: AddStream, ctx: PipelineContext) {
     this.streamId = spec.streamId;
@@ -100,7 +87,6 @@ export class StreamPipeline {
     this.#out = ctx.out;
     this.#emit = ctx.emit;
     this.#keyIntervalMs = spec.keyframeIntervalMs;
-    this.#h = handlers[spec.input.codec];
     this.#seg = spec.record
       ? new Segmenter({
           streamId: spec.streamId,
@@ -115,50 +101,39 @@ export class StreamPipeline {
           onError: (err) => ctx.problem(err.message),
         })
       : null;
+    this.#input = createInput(spec.input, this);
   }
 
-  /** One KIND_ANNEXB_AU record (cts prefix + Annex-B bytes); valid only during this call. */
-  pushAnnexB(record: Uint8Array, keyframe: boolean, ts32: number): void {
-    this.counters.bytesIn += record.length;
-    if (record.length <= ANNEXB_CTS_BYTES) {
-      this.counters.droppedFrames++;
-      return;
-    }
-    const cts = record[0]! | (record[1]! << 8) | (record[2]! << 16) | (record[3]! << 24);
-    const bytes = record.subarray(ANNEXB_CTS_BYTES);
-    const dts = this.#unwrap(ts32);
-    const n = splitAnnexB(bytes, this.#nalus, MAX_NALUS_PER_AU);
-    if (n < 0) {
-      this.counters.droppedFrames++; // more NAL units than any real picture has
-      return;
-    }
-    const au = this.#au;
-    au.nalus.length = 0;
-    au.bytes = 0;
-    for (let i = 0; i < n; i++) {
-      const nal = this.#nalus[i]!;
-      if (nal.length === 0) continue;
-      const c = this.#h.classify(nal);
-      if (c === PS_OTHER) {
-        au.nalus.push(nal);
-        au.bytes += nal.length;
-      } else if (c !== PS_DROP) {
-        this.#capture(c, nal);
-      }
-    }
-    if (au.nalus.length === 0) return; // parameter sets only
-    if (this.#psChanged && keyframe) this.#updateTrack();
-    if (!this.#haveTrack) {
-      this.counters.droppedFrames++;
-      return;
-    }
-    au.keyframe = keyframe;
-    au.dts = dts;
-    au.pts = dts + cts;
-    this.counters.frames++;
-    if (this.#seg !== null && !this.#seg.push(0, au)) this.counters.droppedFrames++;
-    this.#preview?.push(0, au);
-    if (keyframe) this.#keepKeyframe(au);
+  /** One ring record of this stream; `payload` is valid only during this call. */
+  push(kind: number, flags: number, ts: number, payload: Uint8Array): void {
+    this.counters.bytesIn += payload.length;
+    this.#input.push(kind, flags, ts, payload);
+  }
+
+  get lostPackets(): number {
+    return this.#input.lostPackets;
+  }
+
+  // InputSink
+  setTracks(tracks: TrackInfo[]): void {
+    this.#tracks = tracks;
+    const v = tracks[0]?.kind === 'video' ? tracks[0] : null;
+    this.#video = v;
+    this.#ps = v ? parameterSets(v) : [];
+    this.#seg?.setTracks(tracks);
+    this.#preview?.setTracks(tracks);
+  }
+
+  unit(t: number, au: AccessUnit): void {
+    const isVideo = this.#tracks[t]?.kind === 'video';
+    if (isVideo || this.#video === null) this.counters.frames++;
+    if (this.#seg !== null && !this.#seg.push(t, au) && isVideo) this.counters.droppedFrames++;
+    this.#preview?.push(t, au);
+    if (isVideo && au.keyframe) this.#keepKeyframe(au);
+  }
+
+  dropped(n: number): void {
+    this.counters.droppedFrames += n;
   }
 
   /** Live preview while someone watches: one fragment per frame into the out ring. */
@@ -169,13 +144,13 @@ export class StreamPipeline {
     }
     if (this.#preview !== null) return;
     this.#preview = new PreviewMuxer(this.#out, this.#slot);
-    if (this.#track === null) return;
-    this.#preview.setTracks([this.#track]);
+    if (this.#tracks.length === 0) return;
+    this.#preview.setTracks(this.#tracks);
     if (this.#keyLen > 0 && this.#keyIntervalTicks > 0) {
       // The retained keyframe, shown until the next one is due (no gap for MSE).
       const still: AccessUnit = { nalus: [], bytes: 0, keyframe: true, dts: this.#keyDts, pts: this.#keyDts };
       splitAnnexB(this.#key.subarray(0, this.#keyLen), still.nalus);
-      still.nalus = still.nalus.filter((n) => this.#h.classify(n) === PS_OTHER);
+      still.nalus = still.nalus.slice(this.#ps.length); // the picture's NAL units follow the parameter sets
       for (const n of still.nalus) still.bytes += n.length;
       this.#preview.pushStill(still, this.#keyIntervalTicks);
     }
@@ -187,42 +162,17 @@ export class StreamPipeline {
 
   /** A copy of the latest keyframe with its parameter sets, or null before the first. */
   latestKeyframe(): KeyframeData | null {
-    const t = this.#track;
+    const t = this.#video;
     if (t === null || this.#keyLen === 0) return null;
     return { codec: t.codec, width: t.width, height: t.height, wallMs: this.#keyWallMs, data: this.#key.slice(0, this.#keyLen) };
   }
 
-  /** Keeps the picture (one copy per GOP) so a snapshot never waits for the next keyframe. */
-  #keepKeyframe(au: AccessUnit): void {
-    let need = au.bytes + 4 * au.nalus.length;
-    for (const l of [this.#vps, this.#sps, this.#pps]) for (const n of l) need += 4 + n.length;
-    if (need > this.#key.length) this.#key = new Uint8Array(need * 2);
-    let at = 0;
-    const put = (n: Uint8Array) => {
-      this.#key.set(START_CODE, at);
-      this.#key.set(n, at + 4);
-      at += 4 + n.length;
-    };
-    for (const l of [this.#vps, this.#sps, this.#pps]) for (const n of l) put(n);
-    for (const n of au.nalus) put(n);
-    this.#keyLen = at;
-    if (this.#keyDts >= 0 && au.dts > this.#keyDts) this.#keyIntervalTicks = au.dts - this.#keyDts;
-    this.#keyDts = au.dts;
-    this.#keyWallMs = this.#wallBaseMs + Math.floor(au.dts / 90);
-    if (this.#keyIntervalMs > 0 && this.#keyWallMs - this.#keyEmittedMs >= this.#keyIntervalMs) {
-      this.#keyEmittedMs = this.#keyWallMs;
-      const k = this.latestKeyframe();
-      if (k !== null) this.#emit({ type: 'keyframe', streamId: this.streamId, ...k });
-    }
-  }
-
-  /** Continues a failed predecessor's counters and timestamp unwrap (it may have wrapped). */
+  /** Continues a failed predecessor's counters and timeline (a file's timestamps may have wrapped). */
   inherit(old: StreamPipeline): void {
     this.counters.bytesIn = old.counters.bytesIn;
     this.counters.frames = old.counters.frames;
     this.counters.droppedFrames = old.counters.droppedFrames + 1;
-    this.#tsPrev = old.#tsPrev;
-    this.#tsExt = old.#tsExt;
+    if (this.#input instanceof AnnexbInput && old.#input instanceof AnnexbInput) this.#input.inherit(old.#input);
     if (old.#seg !== null) this.#seg?.continueNumbering(old.#seg.nextSegmentNumber);
   }
 
@@ -231,44 +181,26 @@ export class StreamPipeline {
     this.#seg?.close();
   }
 
-  #unwrap(ts: number): number {
-    if (this.#tsExt < 0) {
-      this.#tsExt = ts >>> 0;
-    } else {
-      this.#tsExt += (ts - this.#tsPrev) | 0;
+  /** Keeps the picture (one copy per GOP) so a snapshot never waits for the next keyframe. */
+  #keepKeyframe(au: AccessUnit): void {
+    let need = au.bytes + 4 * au.nalus.length;
+    for (const n of this.#ps) need += 4 + n.length;
+    if (need > this.#key.length) this.#key = new Uint8Array(need * 2);
+    let at = 0;
+    for (let i = 0; i < this.#ps.length + au.nalus.length; i++) {
+      const n = i < this.#ps.length ? this.#ps[i]! : au.nalus[i - this.#ps.length]!;
+      this.#key.set(START_CODE, at);
+      this.#key.set(n, at + 4);
+      at += 4 + n.length;
     }
-    this.#tsPrev = ts;
-    return this.#tsExt;
-  }
-
-  /** Parameter sets are small and rare: copy them (they outlive the ring slot). */
-  #capture(kind: number, nal: Uint8Array): void {
-    const list = kind === PS_VPS ? this.#vps : kind === PS_SPS ? this.#sps : this.#pps;
-    if (list.length === 1 && equalBytes(list[0]!, nal)) return;
-    list.length = 0;
-    list.push(nal.slice());
-    this.#psChanged = true;
-  }
-
-  #updateTrack(): void {
-    this.#psChanged = false;
-    if (this.#sps.length === 0 || this.#pps.length === 0 || (this.#h.needsVps && this.#vps.length === 0)) return;
-    let info: VideoTrackInfo;
-    try {
-      info = this.#h.trackInfo(this.#vps, this.#sps, this.#pps);
-    } catch (err) {
-      this.#haveTrack = false;
-      throw new Error(`stream ${this.streamId}: unusable parameter sets: ${(err as Error).message}`, { cause: err });
+    this.#keyLen = at;
+    if (this.#keyDts >= 0 && au.dts > this.#keyDts) this.#keyIntervalTicks = au.dts - this.#keyDts;
+    this.#keyDts = au.dts;
+    this.#keyWallMs = this.#wallBaseMs + Math.floor((au.dts * 1000) / this.#video!.timescale);
+    if (this.#keyIntervalMs > 0 && this.#keyWallMs - this.#keyEmittedMs >= this.#keyIntervalMs) {
+      this.#keyEmittedMs = this.#keyWallMs;
+      const k = this.latestKeyframe();
+      if (k !== null) this.#emit({ type: 'keyframe', streamId: this.streamId, ...k });
     }
-    this.#seg?.setTracks([info]);
-    this.#preview?.setTracks([info]);
-    this.#track = info;
-    this.#haveTrack = true;
   }
-}
-
-function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
 }

@@ -104,10 +104,12 @@ export const KIND_ANNEXB_AU = 1;
 /** Bytes of the composition-offset prefix of a KIND_ANNEXB_AU payload. */
 export const ANNEXB_CTS_BYTES = 4;
 /** main -> worker: one RTP packet (RFC 3550 §5.1, whole packet from the version byte).
- *  flags: the track index within the stream (0..255). ts: receive time in ms, low 32 bits. */
+ *  flags: the track index within the stream (0..255). ts: arrival time in ms since the
+ *  stream's wall-clock base (AddStream.wallBaseMs), low 32 bits. */
 export const KIND_RTP = 2;
-/** main -> worker: one FLV tag (tag header + body, no PreviousTagSize), from RTMP.
- *  flags: FLAG_KEYFRAME when the tag is a video keyframe. ts: the tag's timestamp in ms. */
+/** main -> worker: one FLV tag (11-byte tag header with the publisher's timestamp, then the
+ *  body; no PreviousTagSize), from RTMP. flags: FLAG_KEYFRAME when the tag is a video
+ *  keyframe. ts: arrival time in ms since the stream's wall-clock base, low 32 bits. */
 export const KIND_FLV_TAG = 3;
 /** main -> worker: the payload of one RTP packet carrying MPEG-PS (GB28181, RTP header
  *  stripped). flags: FLAG_MARKER when the RTP marker bit was set. ts: the RTP timestamp. */
