@@ -5,6 +5,7 @@ import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Config, StreamConfig } from './config.ts';
 import { FileSource, loadClip, SourceError } from './file-source.ts';
+import { RtspSource } from './rtsp-source.ts';
 import { IndexDb } from './index-db.ts';
 import { log } from './log.ts';
 import { LiveHub } from './live.ts';
@@ -27,6 +28,9 @@ export interface StreamEntry {
   error: string | null;
   handle: StreamHandle | null;
   source: FileSource | null;
+  rtsp: RtspSource | null;
+  /** Times the source had to reconnect (RTSP). */
+  reconnects: number;
 }
 
 export class EngineError extends Error {
@@ -116,8 +120,12 @@ export class Engine {
   /** Starts a stream; a source that cannot start leaves the stream `stopped` with its error. */
   async addStream(cfg: StreamConfig, origin: 'config' | 'api'): Promise<StreamEntry> {
     if (this.streams.has(cfg.stream_id)) throw new EngineError(`stream ${cfg.stream_id} exists`);
-    const entry: StreamEntry = { config: cfg, origin, state: 'connecting', error: null, handle: null, source: null };
+    const entry: StreamEntry = { config: cfg, origin, state: 'connecting', error: null, handle: null, source: null, rtsp: null, reconnects: 0 };
     this.streams.set(cfg.stream_id, entry);
+    if (cfg.protocol === 'rtsp') {
+      this.#startRtsp(entry);
+      return entry;
+    }
     if (cfg.protocol !== 'file') {
       entry.state = 'stopped';
       entry.error = `protocol ${cfg.protocol} is not supported by this build yet`;
@@ -134,7 +142,7 @@ export class Engine {
         record: cfg.record,
         wallBaseMs: startMs,
         firstSegmentNumber: this.#nextSegmentNumber(cfg.stream_id),
-        keyframeIntervalMs: this.config.video.keyframe.enabled ? this.config.video.keyframe.interval_seconds * 1000 : 0,
+        keyframeIntervalMs: this.#keyframeIntervalMs(),
         bitrateHint: Math.round((clip.bytes.length / Math.max(1, clip.aus.length)) * clip.fps),
       });
       entry.source = new FileSource(clip, entry.handle, startMs);
@@ -168,9 +176,35 @@ export class Engine {
     return n;
   }
 
+  #startRtsp(entry: StreamEntry): void {
+    const cfg = entry.config;
+    entry.rtsp = new RtspSource({
+      streamId: cfg.stream_id,
+      url: cfg.source_url!,
+      record: cfg.record,
+      pool: this.pool,
+      keyframeIntervalMs: this.#keyframeIntervalMs(),
+      nextSegmentNumber: () => this.#nextSegmentNumber(cfg.stream_id),
+      onState: (state, error) => {
+        entry.state = state;
+        if (error !== null || state === 'live') entry.error = error;
+        entry.reconnects = entry.rtsp?.reconnects ?? entry.reconnects;
+      },
+      onHandle: (h) => {
+        if (h === null && entry.handle !== null) this.live.closeStream(cfg.stream_id);
+        entry.handle = h;
+      },
+    });
+  }
+
+  #keyframeIntervalMs(): number {
+    return this.config.video.keyframe.enabled ? this.config.video.keyframe.interval_seconds * 1000 : 0;
+  }
+
   async removeStream(streamId: string): Promise<boolean> {
     const entry = this.streams.get(streamId);
     if (entry === undefined) return false;
+    if (entry.rtsp !== null) await entry.rtsp.stop();
     entry.source = null; // stop pacing before the worker drains and closes the segment
     entry.state = 'stopped';
     this.live.closeStream(streamId);
@@ -186,6 +220,7 @@ export class Engine {
     this.#stopping ??= (async () => {
       clearInterval(this.#pacer);
       for (const e of this.streams.values()) e.source = null;
+      await Promise.all([...this.streams.values()].map((e) => e.rtsp?.stop()));
       await this.#retention.stop();
       await this.pool.close();
       for (const e of this.streams.values()) e.state = 'stopped';

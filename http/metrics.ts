@@ -11,6 +11,8 @@ type StreamCounter = 'bytes' | 'frames' | 'dropped' | 'ringDrops' | 'lost' | 're
 
 /** A counter field a source may not have yet (RTSP fills lostPackets/reconnects when it lands). */
 function optionalCount(e: StreamEntry, key: string): number {
+  const own = (e as unknown as Record<string, unknown>)[key];
+  if (typeof own === 'number') return own;
   const v = (e.handle?.counters as unknown as Record<string, unknown> | undefined)?.[key];
   return typeof v === 'number' ? v : 0;
 }

@@ -21,8 +21,17 @@ export function streamView(e: StreamEntry) {
     origin: e.origin,
     state: e.state,
     error: e.error,
+    reconnects: e.reconnects,
     counters: c
-      ? { bytes_in: c.bytesIn, frames: c.frames, dropped_frames: c.droppedFrames, ring_drops: c.ringDrops, bitrate_bps: c.bytesPerSec * 8 }
+      ? {
+          bytes_in: c.bytesIn,
+          frames: c.frames,
+          dropped_frames: c.droppedFrames,
+          ring_drops: c.ringDrops,
+          lost_packets: c.lostPackets,
+          preview_drops: c.previewDrops,
+          bitrate_bps: c.bytesPerSec * 8,
+        }
       : null,
   };
 }

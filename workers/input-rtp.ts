@@ -1,13 +1,14 @@
 // Input adapter for RTSP (and later GB28181/WebRTC RTP): one RTP packet per ring record
 // (KIND_RTP, flags = the session's track index, ts = arrival ms since the stream's wall-clock
 // base), depacketized per track and placed on the stream's timeline by arrival time.
+import { parseRtcp } from '../media/rtcp.ts';
 import { createDepacketizer, type Depacketizer } from '../media/rtp-depacketizer.ts';
 import { parseSdp } from '../media/sdp.ts';
 import type { AccessUnit, TrackInfo } from '../media/types.ts';
 import type { RtpInputSpec } from './control.ts';
 import { msToTicks, type InputSink, type StreamInput } from './input.ts';
 import { classifiers, keepPictureNalus, type NalClassifier } from './nal-filter.ts';
-import { KIND_RTP, RTP_TRACK_MASK } from './ring-format.ts';
+import { KIND_RTCP, KIND_RTP, RTP_TRACK_MASK } from './ring-format.ts';
 
 /** RTP over UDP may arrive out of order: hold up to this many packets (TCP never reorders). */
 const UDP_REORDER_WINDOW = 32;
@@ -20,11 +21,19 @@ interface RtpTrack {
   index: number;
   seenVersion: number;
   seenInfo: boolean;
-  /** RTP time of the first unit and its place on the stream's timeline (ticks), once known. */
-  base: number;
-  offset: number;
+  /** Added to the track's RTP time to place it on the stream's timeline; NaN until the first unit. */
+  shift: number;
+  /** Last dts emitted (timeline ticks): units must not go back. */
+  lastDts: number;
+  /** The latest sender report: RTP time (32-bit) at sender wall-clock ms. */
+  srRtp: number;
+  srWallMs: number;
+  /** Audio re-anchored to the video through the sender's clock (once per connection). */
+  synced: boolean;
   classify: NalClassifier | null;
 }
+
+const TWO32 = 0x1_0000_0000;
 
 export class RtpInput implements StreamInput {
   #sink: InputSink;
@@ -32,6 +41,8 @@ export class RtpInput implements StreamInput {
   #hasVideo: boolean;
   #au: AccessUnit = { nalus: [], bytes: 0, keyframe: false, dts: 0, pts: 0 };
   #droppedSeen = 0;
+  /** Stream time minus sender wall clock (ms) of the latest video unit, once video has an SR. */
+  #videoLeadMs = Number.NaN;
 
   constructor(spec: RtpInputSpec, sink: InputSink) {
     this.#sink = sink;
@@ -41,7 +52,10 @@ export class RtpInput implements StreamInput {
       const dep = media ? createDepacketizer(media, t.payloadType, { reorderWindow: t.transport === 'udp' ? UDP_REORDER_WINDOW : 0 }) : null;
       if (media === undefined || dep === null) throw new Error(`track ${t.mediaIndex}: no depacketizer for payload type ${t.payloadType}`);
       const clockRate = media.rtpmap.get(t.payloadType)?.clockRate ?? (media.type === 'video' ? 90_000 : 8_000);
-      this.#tracks.push({ dep, isVideo: media.type === 'video', clockRate, index: -1, seenVersion: -1, seenInfo: false, base: -1, offset: 0, classify: null });
+      this.#tracks.push({
+        dep, isVideo: media.type === 'video', clockRate, index: -1, seenVersion: -1, seenInfo: false,
+        shift: Number.NaN, lastDts: -Infinity, srRtp: 0, srWallMs: -1, synced: false, classify: null,
+      });
     }
     this.#hasVideo = this.#tracks.some((t) => t.isVideo);
   }
@@ -53,8 +67,10 @@ export class RtpInput implements StreamInput {
   }
 
   push(kind: number, flags: number, arrivalMs: number, packet: Uint8Array): void {
-    const tr = kind === KIND_RTP ? this.#tracks[flags & RTP_TRACK_MASK] : undefined;
+    const tr = this.#tracks[flags & RTP_TRACK_MASK];
     if (tr === undefined) return;
+    if (kind === KIND_RTCP) return this.#rtcp(tr, packet);
+    if (kind !== KIND_RTP) return;
     tr.dep.push(packet, arrivalMs);
     const info = tr.dep.trackInfo();
     if ((info !== null) !== tr.seenInfo || tr.dep.paramsVersion !== tr.seenVersion) this.#retrack();
@@ -64,14 +80,20 @@ export class RtpInput implements StreamInput {
         this.#sink.dropped(1);
         continue;
       }
-      if (tr.base < 0) {
-        // The first unit of this track: its RTP clock starts where it arrived on the stream's timeline.
-        tr.base = au.dts;
-        tr.offset = msToTicks(arrivalMs, tr.clockRate);
+      // The first unit of a track starts where it arrived on the stream's timeline.
+      if (Number.isNaN(tr.shift)) tr.shift = msToTicks(arrivalMs, tr.clockRate) - au.dts;
+      const raw = au.dts;
+      if (tr.isVideo) {
+        if (tr.srWallMs >= 0) this.#videoLeadMs = ((raw + tr.shift) * 1000) / tr.clockRate - this.#senderMs(tr, raw);
+      } else if (!tr.synced && tr.srWallMs >= 0 && !Number.isNaN(this.#videoLeadMs)) {
+        // Arrival times carry each encoder's latency; the sender's clock does not (RFC 3550 §6.4.1).
+        tr.shift = msToTicks(this.#senderMs(tr, raw) + this.#videoLeadMs, tr.clockRate) - raw;
+        tr.synced = true;
       }
-      const shift = tr.offset - tr.base;
-      au.dts += shift;
-      au.pts += shift;
+      au.dts = raw + tr.shift;
+      au.pts += tr.shift;
+      if (au.dts <= tr.lastDts) continue; // a re-anchor moved this track back: skip the overlap
+      tr.lastDts = au.dts;
       if (tr.classify !== null) {
         keepPictureNalus(au, tr.classify); // parameter sets live in the init segment
         if (au.nalus.length === 0) continue;
@@ -83,6 +105,23 @@ export class RtpInput implements StreamInput {
     if (dropped > this.#droppedSeen) {
       this.#sink.dropped(dropped - this.#droppedSeen);
       this.#droppedSeen = dropped;
+    }
+  }
+
+  /** Sender wall-clock ms of RTP time `raw` (extended) on track `tr`, from its latest SR. */
+  #senderMs(tr: RtpTrack, raw: number): number {
+    return tr.srWallMs + ((((raw % TWO32) - tr.srRtp) | 0) * 1000) / tr.clockRate;
+  }
+
+  #rtcp(tr: RtpTrack, packet: Uint8Array): void {
+    try {
+      for (const p of parseRtcp(packet, false)) {
+        if (p.type !== 'sr') continue;
+        tr.srRtp = p.rtpTimestamp >>> 0;
+        tr.srWallMs = p.wallClockMs;
+      }
+    } catch {
+      /* a malformed report only costs the sync it would have given */
     }
   }
 

@@ -120,8 +120,12 @@ export const KIND_EVENT = 5;
 /** worker -> main: fMP4 bytes for live preview: an init segment (FLAG_INIT) or one
  *  moof+mdat fragment (FLAG_KEYFRAME when it starts with a keyframe). ts: dts in ms, low 32 bits. */
 export const KIND_FRAGMENT = 6;
+/** main -> worker: one RTCP compound packet of an RTP session (sender reports map each
+ *  track's RTP clock to the sender's wall clock, for A/V sync). flags: the track index.
+ *  ts: arrival ms since the stream's wall-clock base, low 32 bits. */
+export const KIND_RTCP = 7;
 /** One past the largest kind in use; readers may reject kinds at or above it. */
-export const KIND_COUNT = 7;
+export const KIND_COUNT = 8;
 
 // Flag bits (u8 at REC_FLAGS) for the kinds whose flags are a bit set.
 /** The record starts with (or is) a keyframe: ANNEXB_AU, FLV_TAG, FRAGMENT. */

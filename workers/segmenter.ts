@@ -11,6 +11,20 @@ const INITIAL_FRAGMENT_CAPACITY = 1 << 20;
 /** After a write error, wait this much media time (doubling, capped) before a new segment. */
 const RETRY_PAUSE_MS = 1000;
 const RETRY_PAUSE_MAX_MS = 60_000;
+/**
+ * Audio frames held until the video reaches their time: encoders deliver video later than
+ * audio (lookahead), so splitting by arrival would put audio that belongs after a keyframe
+ * into the previous segment. 256 frames is > 5 s of AAC at 48 kHz or G.711 at 20 ms.
+ */
+const MAX_HELD_AUDIO = 256;
+
+interface HeldAudio {
+  t: number;
+  dts: number;
+  pts: number;
+  buf: Uint8Array;
+  len: number;
+}
 
 export interface SegmenterOptions {
   streamId: string;
@@ -56,6 +70,9 @@ export class Segmenter {
   /** Tracks changed: rotate at the next keyframe. */
   #tracksDirty = false;
   #nextTracks: TrackInfo[] | null = null;
+  #held: HeldAudio[] = [];
+  #heldFree: HeldAudio[] = [];
+  #heldAu: AccessUnit = { nalus: [new Uint8Array(0)], bytes: 0, keyframe: true, dts: 0, pts: 0 };
 
   constructor(opts: SegmenterOptions) {
     this.#o = opts;
@@ -94,7 +111,10 @@ export class Segmenter {
   push(t: number, au: AccessUnit): boolean {
     if (t >= this.#tracks.length) return false;
     const st = this.#state[t]!;
+    if (t !== 0 && this.#tracks[0]!.kind === 'video') return this.#hold(t, au);
     if (t === 0) {
+      this.#releaseAudio(au.dts); // audio before this picture's time belongs before it
+      if (this.#held.length > 0 && this.#file === null && !au.keyframe) this.#releaseAudio(Infinity);
       if (st.lastDts >= 0 && this.#file !== null) {
         const d = au.dts - st.lastDts;
         if (d > 0) st.lastDuration = d;
@@ -118,9 +138,52 @@ export class Segmenter {
     return true;
   }
 
+  /** Copies an audio frame into the hold queue (pooled buffers; audio frames are small). */
+  #hold(t: number, au: AccessUnit): boolean {
+    if (this.#held.length >= MAX_HELD_AUDIO) this.#releaseOne(); // video stalled: do not wait for ever
+    const h = this.#heldFree.pop() ?? { t: 0, dts: 0, pts: 0, buf: new Uint8Array(2048), len: 0 };
+    if (h.buf.length < au.bytes) h.buf = new Uint8Array(au.bytes * 2);
+    let at = 0;
+    for (const n of au.nalus) {
+      h.buf.set(n, at);
+      at += n.length;
+    }
+    h.t = t;
+    h.dts = au.dts;
+    h.pts = au.pts;
+    h.len = at;
+    this.#held.push(h);
+    return true;
+  }
+
+  /** Moves held audio whose time is before `videoDts` (video ticks) into the open segment. */
+  #releaseAudio(videoDts: number): void {
+    const vts = this.#tracks[0]!.timescale;
+    while (this.#held.length > 0) {
+      const h = this.#held[0]!;
+      const ats = this.#tracks[h.t]!.timescale;
+      if (h.dts * vts >= videoDts * ats) return;
+      this.#releaseOne();
+    }
+  }
+
+  #releaseOne(): void {
+    const h = this.#held.shift()!;
+    this.#heldFree.push(h);
+    // Audio before the segment's first picture has no place (the segment starts at a keyframe).
+    if (this.#file === null || h.dts * this.#tracks[0]!.timescale < this.#segStartDts * this.#tracks[h.t]!.timescale) return;
+    const au = this.#heldAu;
+    au.nalus[0] = h.buf.subarray(0, h.len);
+    au.bytes = h.len;
+    au.dts = h.dts;
+    au.pts = h.pts;
+    this.#add(h.t, this.#state[h.t]!, au);
+  }
+
   /** Ends the current segment (stream stopped): the last video sample keeps its estimate. */
   close(): void {
     if (this.#file === null) return;
+    this.#releaseAudio(Infinity);
     const st0 = this.#state[0]!;
     this.#closeSegment(st0.lastDts >= 0 ? st0.lastDts + st0.lastDuration : this.#segStartDts);
   }

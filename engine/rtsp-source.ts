@@ -1,0 +1,395 @@
+// The RTSP source: binds the sans-I/O RTSP client (protocols/rtsp) to a TCP connection
+// (and UDP sockets when asked), feeds RTP into the stream's ring, answers with receiver
+// reports, and reconnects with backoff. Each connection is a new pipeline, so a camera
+// that comes back resumes recording in a new segment.
+import type { Socket } from 'bun';
+import { RtspClient } from '../protocols/rtsp/client.ts';
+import type { RtspTrack } from '../protocols/rtsp/client-types.ts';
+import { buildReceiverReport, parseRtcp, RtpReceiverStats } from '../media/rtcp.ts';
+import { KIND_RTCP, KIND_RTP } from '../workers/ring-format.ts';
+import type { RtpTrackSpec } from '../workers/control.ts';
+import { log } from './log.ts';
+import type { MediaPool, StreamHandle, StreamSpec } from './media-pool.ts';
+
+/** Reconnect pauses: 1 s, 2 s, 4 s ... with +-20 % jitter, capped. */
+const BACKOFF_INITIAL_MS = 1000;
+export const BACKOFF_MAX_MS = 30_000;
+/** A session that stayed up this long resets the backoff. */
+const BACKOFF_RESET_AFTER_MS = 30_000;
+/** No RTP for this long while playing is a failure (the camera froze or the path broke). */
+const NO_DATA_TIMEOUT_MS = 10_000;
+/** No RTP over UDP this long after PLAY: a firewall or NAT eats it; retry over TCP. */
+const UDP_FALLBACK_MS = 3_000;
+/** No answer to connect/DESCRIBE/SETUP/PLAY within this long is a failure. */
+const SETUP_TIMEOUT_MS = 10_000;
+/** RFC 3550 §6.2: about every 5 s for one receiver. */
+const RR_INTERVAL_MS = 5_000;
+const TICK_MS = 250;
+/** Unsent bytes to the camera (requests, RTCP) before the connection is deemed stuck. */
+const MAX_OUT_QUEUE_BYTES = 256 << 10;
+/** Local UDP ports for RTP (even) and RTCP (odd), RFC 3550 §11. */
+const UDP_PORT_MIN = 20_000, UDP_PORT_MAX = 39_998;
+
+export type SourceState = 'connecting' | 'live' | 'retrying' | 'stopped';
+
+export interface RtspSourceOptions {
+  streamId: string;
+  url: string;
+  record: boolean;
+  pool: MediaPool;
+  keyframeIntervalMs: number;
+  nextSegmentNumber(): number;
+  /** Called on every state change and with each new (or gone) stream handle. */
+  onState(state: SourceState, error: string | null): void;
+  onHandle(h: StreamHandle | null): void;
+}
+
+type UdpSock = import('bun').udp.Socket<'buffer'>;
+interface UdpPair {
+  rtp: UdpSock;
+  rtcp: UdpSock;
+}
+
+/** Splits `?transport=tcp|udp` (ours) from the camera URL. */
+export function parseRtspSourceUrl(raw: string): { url: string; transport: 'tcp' | 'udp' } {
+  const u = new URL(raw);
+  const t = u.searchParams.get('transport');
+  u.searchParams.delete('transport');
+  if (t !== null && t !== 'tcp' && t !== 'udp') throw new Error(`transport=${t} must be tcp or udp`);
+  return { url: u.href, transport: t ?? 'tcp' };
+}
+
+/** One connection attempt: client, sockets, the stream handle; torn down as a whole. */
+class Attempt {
+  client: RtspClient;
+  socket: Socket<undefined> | null = null;
+  out: Uint8Array[] = [];
+  outBytes = 0;
+  udp: UdpPair[] = [];
+  serverRtcp: { host: string; port: number }[] = [];
+  handle: StreamHandle | null = null;
+  addingStream = false;
+  wallBaseMs = 0;
+  startedMs = Date.now();
+  playingMs = 0;
+  lastDataMs = 0;
+  stats: (RtpReceiverStats | null)[] = [];
+  tracks: RtspTrack[] = [];
+  lastRrMs = 0;
+  live = false;
+  ended = false;
+  constructor(
+    readonly url: string,
+    readonly transport: 'tcp' | 'udp',
+    client: RtspClient,
+  ) {
+    this.client = client;
+  }
+}
+
+export class RtspSource {
+  state: SourceState = 'connecting';
+  reconnects = 0;
+  #o: RtspSourceOptions;
+  #url: string;
+  #transport: 'tcp' | 'udp';
+  #a: Attempt | null = null;
+  #backoff = BACKOFF_INITIAL_MS;
+  #timer: ReturnType<typeof setInterval>;
+  #retryTimer: ReturnType<typeof setTimeout> | null = null;
+  #stopped = false;
+
+  constructor(o: RtspSourceOptions) {
+    this.#o = o;
+    const p = parseRtspSourceUrl(o.url);
+    this.#url = p.url;
+    this.#transport = p.transport;
+    this.#timer = setInterval(() => this.#tick(), TICK_MS);
+    void this.#connect(this.#url, this.#transport);
+  }
+
+  async stop(): Promise<void> {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    clearInterval(this.#timer);
+    if (this.#retryTimer) clearTimeout(this.#retryTimer);
+    const a = this.#a;
+    if (a !== null) {
+      a.client.stop(Date.now());
+      this.#pump(a);
+      await this.#end(a, null);
+    }
+    this.#setState('stopped', null);
+  }
+
+  #setState(s: SourceState, error: string | null): void {
+    this.state = s;
+    this.#o.onState(s, error);
+  }
+
+  async #connect(url: string, transport: 'tcp' | 'udp'): Promise<void> {
+    if (this.#stopped) return;
+    this.#setState(this.reconnects === 0 ? 'connecting' : 'retrying', null);
+    let udp: UdpPair[] = [];
+    // The sockets exist before the attempt (SETUP names their ports): route through a holder.
+    const holder: { a: Attempt | null } = { a: null };
+    if (transport === 'udp') {
+      try {
+        for (let i = 0; i < 2; i++) {
+          udp.push(await bindUdpPair((rtcp, data) => holder.a !== null && this.#onPacket(holder.a, i, rtcp, data)));
+        }
+      } catch (err) {
+        for (const p of udp) (p.rtp.close(), p.rtcp.close());
+        return this.#fail(null, `cannot bind UDP ports: ${(err as Error).message}`);
+      }
+    }
+    const a: Attempt = new Attempt(
+      url,
+      transport,
+      new RtspClient({
+        url,
+        transport,
+        udpPorts: transport === 'udp' ? (i) => ({ rtp: udp[i]!.rtp.port, rtcp: udp[i]!.rtcp.port }) : undefined,
+        userAgent: 'FLUX video',
+        onInterleaved: (track, rtcp, data) => this.#onPacket(a, track, rtcp, data),
+      }),
+    );
+    a.udp = udp;
+    holder.a = a;
+    this.#a = a;
+    try {
+      a.socket = await Bun.connect({
+        hostname: a.client.host,
+        port: a.client.port,
+        socket: {
+          data: (_s, data) => {
+            a.client.receive(data, Date.now());
+            this.#pump(a);
+          },
+          drain: () => this.#flush(a),
+          close: () => void this.#fail(a, 'the camera closed the connection'),
+          error: (_s, err) => void this.#fail(a, `connection error: ${err.message}`),
+        },
+      });
+    } catch (err) {
+      return this.#fail(a, `cannot connect to ${a.client.host}:${a.client.port}: ${(err as Error).message}`);
+    }
+    if (a.ended) return;
+    a.client.start(Date.now());
+    this.#pump(a);
+  }
+
+  /** Acts on the client's queued events. */
+  #pump(a: Attempt): void {
+    for (const ev of a.client.drain()) {
+      if (a.ended) return;
+      switch (ev.kind) {
+        case 'send':
+          this.#write(a, ev.bytes);
+          break;
+        case 'described':
+          a.tracks = ev.tracks;
+          this.#addStream(a, ev.sdpText, ev.tracks);
+          if (ev.skipped.length > 0) log.info(`stream ${this.#o.streamId}: ${ev.skipped.join('; ')}`);
+          break;
+        case 'playing':
+          a.playingMs = Date.now();
+          a.lastDataMs = 0;
+          a.serverRtcp = ev.tracks.map((t) => ({ host: ev.tracks[0]?.source ?? a.client.host, port: t.serverPorts?.[1] ?? 0 }));
+          break;
+        case 'redirect':
+          void this.#end(a, null).then(() => this.#connect(ev.url, a.transport));
+          return;
+        case 'error':
+          if (ev.fatal) return void this.#fail(a, ev.message);
+          log.warn(`stream ${this.#o.streamId}: ${ev.message}`);
+          break;
+        case 'closed':
+          return void this.#fail(a, 'session closed');
+      }
+    }
+  }
+
+  #addStream(a: Attempt, sdp: string, tracks: RtspTrack[]): void {
+    if (a.addingStream) return;
+    a.addingStream = true;
+    a.wallBaseMs = Date.now();
+    a.stats = tracks.map((t) => new RtpReceiverStats((Math.random() * 0xffffffff) >>> 0, t.clockRate));
+    const spec: StreamSpec = {
+      streamId: this.#o.streamId,
+      input: {
+        kind: 'rtp',
+        sdp,
+        tracks: tracks.map((t): RtpTrackSpec => ({ mediaIndex: t.mediaIndex, payloadType: t.payloadType, transport: a.transport })),
+      },
+      record: this.#o.record,
+      wallBaseMs: a.wallBaseMs,
+      firstSegmentNumber: this.#o.nextSegmentNumber(),
+      bitrateHint: 256_000,
+      keyframeIntervalMs: this.#o.keyframeIntervalMs,
+    };
+    this.#o.pool.addStream(spec).then(
+      (h) => {
+        if (a.ended) {
+          void this.#o.pool.removeStream(h);
+          return;
+        }
+        a.handle = h;
+        this.#o.onHandle(h);
+      },
+      (err: Error) => void this.#fail(a, `media pool refused the stream: ${err.message}`),
+    );
+  }
+
+  /** Hot path: one RTP or RTCP packet (a view valid during this call only). */
+  #onPacket(a: Attempt, track: number, rtcp: boolean, data: Uint8Array): void {
+    if (a.ended) return;
+    const now = Date.now();
+    if (rtcp) return this.#onRtcp(a, track, data, now);
+    if (data.length < 12) return;
+    a.lastDataMs = now;
+    if (!a.live && a.handle !== null) this.#live(a);
+    const st = a.stats[track];
+    if (st) st.onPacket((data[2]! << 8) | data[3]!, ((data[4]! << 24) | (data[5]! << 16) | (data[6]! << 8) | data[7]!) >>> 0, now);
+    a.handle?.write(KIND_RTP, track, (now - a.wallBaseMs) >>> 0, data);
+  }
+
+  #live(a: Attempt): void {
+    a.live = true;
+    this.#setState('live', null);
+    log.info(`stream ${this.#o.streamId}: live over ${a.transport.toUpperCase()} (${a.tracks.map((t) => t.codec).join(' + ')})`);
+  }
+
+  #onRtcp(a: Attempt, track: number, data: Uint8Array, now: number): void {
+    a.handle?.write(KIND_RTCP, track, (now - a.wallBaseMs) >>> 0, data); // sender reports sync A/V in the worker
+    try {
+      for (const p of parseRtcp(data, false)) {
+        if (p.type === 'sr') a.stats[track]?.onSenderReport(p.ntpSeconds, p.ntpFraction, now);
+      }
+    } catch {
+      /* a malformed RTCP packet only costs its report */
+    }
+  }
+
+  #tick(): void {
+    const a = this.#a;
+    if (a === null || a.ended) return;
+    const now = Date.now();
+    a.client.tick(now);
+    this.#pump(a);
+    if (a.ended) return;
+    if (a.playingMs === 0) {
+      if (now - a.startedMs > SETUP_TIMEOUT_MS) void this.#fail(a, `no PLAY within ${SETUP_TIMEOUT_MS / 1000} s`);
+      return;
+    }
+    if (a.lastDataMs === 0 && a.transport === 'udp' && now - a.playingMs > UDP_FALLBACK_MS) {
+      log.warn(`stream ${this.#o.streamId}: no RTP over UDP in ${UDP_FALLBACK_MS / 1000} s; switching to TCP`);
+      this.#transport = 'tcp';
+      void this.#end(a, null).then(() => this.#connect(a.url, 'tcp'));
+      return;
+    }
+    const since = a.lastDataMs || a.playingMs;
+    if (now - since > NO_DATA_TIMEOUT_MS) return void this.#fail(a, `no data for ${NO_DATA_TIMEOUT_MS / 1000} s`);
+    if (now - a.lastRrMs >= RR_INTERVAL_MS && a.lastDataMs > 0) {
+      a.lastRrMs = now;
+      this.#sendReports(a, now);
+    }
+  }
+
+  #sendReports(a: Attempt, now: number): void {
+    a.stats.forEach((st, i) => {
+      if (st === null) return;
+      try {
+        const rr = buildReceiverReport(st.ssrc, [st.reportBlock(now)], 'flux-video');
+        if (a.transport === 'tcp') a.client.sendRtcp(i, rr);
+        else if (a.serverRtcp[i]?.port) a.udp[i]?.rtcp.send(rr, a.serverRtcp[i]!.port, a.serverRtcp[i]!.host);
+      } catch {
+        /* no packets on that track yet */
+      }
+    });
+    this.#pump(a);
+  }
+
+  #write(a: Attempt, bytes: Uint8Array): void {
+    if (a.socket === null) {
+      a.out.push(bytes);
+      a.outBytes += bytes.length;
+      return;
+    }
+    if (a.out.length === 0) {
+      const n = a.socket.write(bytes);
+      if (n === bytes.length) return;
+      bytes = bytes.subarray(Math.max(0, n));
+    }
+    a.out.push(bytes);
+    a.outBytes += bytes.length;
+    if (a.outBytes > MAX_OUT_QUEUE_BYTES) void this.#fail(a, 'the camera does not read what we send');
+  }
+
+  #flush(a: Attempt): void {
+    while (a.socket !== null && a.out.length > 0) {
+      const b = a.out[0]!;
+      const n = a.socket.write(b);
+      a.outBytes -= Math.max(0, n);
+      if (n < b.length) {
+        a.out[0] = b.subarray(Math.max(0, n));
+        return;
+      }
+      a.out.shift();
+    }
+  }
+
+  /** Tears an attempt down: sockets, then the stream (its segment closes). */
+  async #end(a: Attempt, _why: string | null): Promise<void> {
+    if (a.ended) return;
+    a.ended = true;
+    try {
+      a.socket?.end();
+    } catch {
+      /* already closed */
+    }
+    for (const p of a.udp) {
+      p.rtp.close();
+      p.rtcp.close();
+    }
+    if (a.handle !== null) {
+      const h = a.handle;
+      a.handle = null;
+      this.#o.onHandle(null);
+      await this.#o.pool.removeStream(h).catch(() => {});
+    }
+  }
+
+  async #fail(a: Attempt | null, why: string): Promise<void> {
+    if (a !== null && (a.ended || this.#a !== a)) return;
+    if (a !== null) {
+      if (a.playingMs > 0 && Date.now() - a.playingMs > BACKOFF_RESET_AFTER_MS) this.#backoff = BACKOFF_INITIAL_MS;
+      await this.#end(a, why);
+    }
+    if (this.#stopped) return;
+    const pause = Math.round(this.#backoff * (0.8 + Math.random() * 0.4));
+    this.#backoff = Math.min(this.#backoff * 2, BACKOFF_MAX_MS);
+    this.reconnects++;
+    log.warn(`stream ${this.#o.streamId}: ${why}; reconnecting in ${(pause / 1000).toFixed(1)} s`);
+    this.#setState('retrying', why);
+    this.#retryTimer = setTimeout(() => {
+      this.#retryTimer = null;
+      void this.#connect(this.#url, this.#transport);
+    }, pause);
+  }
+}
+
+async function bindUdpPair(onData: (rtcp: boolean, data: Uint8Array) => void): Promise<UdpPair> {
+  for (let i = 0; i < 50; i++) {
+    const port = UDP_PORT_MIN + 2 * Math.floor(Math.random() * ((UDP_PORT_MAX - UDP_PORT_MIN) / 2));
+    let rtp: UdpPair['rtp'] | null = null;
+    try {
+      rtp = await Bun.udpSocket({ port, socket: { data: (_s, data) => onData(false, data) } });
+      const rtcp = await Bun.udpSocket({ port: port + 1, socket: { data: (_s, data) => onData(true, data) } });
+      return { rtp, rtcp };
+    } catch {
+      rtp?.close();
+    }
+  }
+  throw new Error(`no free even/odd port pair in ${UDP_PORT_MIN}-${UDP_PORT_MAX + 1}`);
+}
