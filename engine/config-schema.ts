@@ -173,6 +173,13 @@ export const ConfigSchema = z.strictObject(
     log: table({
       level: oneOf(LOG_LEVELS, 'info'),
     }),
+    // RTMP publish server (engine/rtmp-server.ts); on/off is [video.protocols] rtmp.
+    rtmp: table({
+      port: intIn(1, 65535, 1935),
+      host: nonEmpty('0.0.0.0'),
+      publish_key: str(''), // "" = none; a stream's own publish_key wins
+      allow_any: bool(false), // accept publishes to stream ids not configured
+    }),
     video: table({
       storage: table({
         mode: oneOf(['standalone', 'distributed'], 'standalone'),

@@ -198,6 +198,36 @@ describe('environment overrides', () => {
   });
 });
 
+describe('[rtmp]', () => {
+  test('defaults to port 1935 on all interfaces, no global key, unknown ids refused', () => {
+    expect(load('').config.rtmp).toEqual({ port: 1935, host: '0.0.0.0', publish_key: '', allow_any: false });
+  });
+
+  test('loads from the file and from FLUX_RTMP_* variables, the env winning', () => {
+    const l = load('[rtmp]\nport = 1936\npublish_key = "k1"\n', { FLUX_RTMP_PORT: '19350', FLUX_RTMP_ALLOW_ANY: 'yes', FLUX_RTMP_HOST: '127.0.0.1' });
+    expect(l.config.rtmp).toEqual({ port: 19350, host: '127.0.0.1', publish_key: 'k1', allow_any: true });
+    expect(l.fromEnv).toEqual({ 'rtmp.port': 'FLUX_RTMP_PORT', 'rtmp.host': 'FLUX_RTMP_HOST', 'rtmp.allow_any': 'FLUX_RTMP_ALLOW_ANY' });
+    expect(l.config.video.protocols.rtmp).toBe(true); // the on/off switch stays in [video.protocols]
+  });
+
+  test('bad values name the key and the rule; the global key is never echoed', () => {
+    const { file, lines } = linesOf('[rtmp]\nport = 0\nhost = ""\npublish_key = 5\nallow_any = "yes"\nallowany = 1\n');
+    expect(lines).toEqual([
+      `config error in ${file}: rtmp.port = 0: must be an integer from 1 to 65535`,
+      `config error in ${file}: rtmp.host = "": must be a non-empty string`,
+      `config error in ${file}: rtmp.publish_key = 5: must be a string`,
+      `config error in ${file}: rtmp.allow_any = "yes": must be true or false`,
+      `config error in ${file}: rtmp.allowany = 1: unknown key; did you mean rtmp.allow_any?`,
+    ]);
+    expect(formatValue('hunter2', 'rtmp.publish_key')).toBe('"***"');
+  });
+
+  test('an rtmp stream needs no source_url', () => {
+    const l = load('[[video.streams]]\nstream_id = "pub1"\nprotocol = "rtmp"\npublish_key = "SECRET"\n');
+    expect(l.config.video.streams).toEqual([{ stream_id: 'pub1', protocol: 'rtmp', publish_key: 'SECRET', record: true }]);
+  });
+});
+
 describe('validation messages', () => {
   test('a bad port names the file, key, value and the allowed range', () => {
     for (const [value, shown] of [['70000', '70000'], ['"abc"', '"abc"'], ['0', '0'], ['80.5', '80.5'], ['true', 'true']]) {
@@ -322,7 +352,7 @@ protocol = "rtmp"
 
   test('a key that is not a bare TOML key is quoted so the message stays one line', () => {
     const { file, lines } = linesOf('"a\\nb" = 1\n');
-    expect(lines).toEqual([`config error in ${file}: "a\\nb" = 1: unknown key; allowed at the top level: http, log, video`]);
+    expect(lines).toEqual([`config error in ${file}: "a\\nb" = 1: unknown key; allowed at the top level: http, log, rtmp, video`]);
   });
 
   test('a TOML syntax error names the file, line and column', () => {

@@ -6,6 +6,8 @@ import { join, resolve } from 'node:path';
 import type { Config, StreamConfig } from './config.ts';
 import { FileSource, loadClip, SourceError } from './file-source.ts';
 import { RtspSource } from './rtsp-source.ts';
+import { startRtmpIngest } from './rtmp-ingest.ts';
+import type { RtmpServer } from './rtmp-server.ts';
 import { IndexDb } from './index-db.ts';
 import { log } from './log.ts';
 import { LiveHub } from './live.ts';
@@ -43,6 +45,8 @@ export class Engine {
   readonly index: IndexDb;
   readonly pool: MediaPool;
   readonly live: LiveHub;
+  /** The RTMP publish server, when [video.protocols] rtmp is on. */
+  rtmp: RtmpServer | null = null;
   readonly writerKind: 'portable' | 'native';
   readonly nativeStatus: string;
   readonly streams = new Map<string, StreamEntry>();
@@ -112,6 +116,15 @@ export class Engine {
     const engine = new Engine(config, basePath, index, opts.allowFaults ?? false);
     log.info(`storage ${basePath}, index ${indexPath}, ${engine.pool.workerCount} media workers, writer ${engine.writerKind}`);
     log.info(engine.nativeStatus);
+    if (config.video.protocols.rtmp) {
+      try {
+        engine.rtmp = startRtmpIngest(engine);
+        log.info(`RTMP publishing on ${config.rtmp.host}:${engine.rtmp.port}`);
+      } catch (err) {
+        await engine.stop();
+        throw new EngineError(`cannot listen for RTMP on ${config.rtmp.host}:${config.rtmp.port}: ${(err as Error).message}`);
+      }
+    }
     for (const s of config.video.streams) await engine.addStream(s, 'config');
     await engine.restoreApiStreams();
     return engine;
@@ -125,6 +138,13 @@ export class Engine {
     if (cfg.protocol === 'rtsp') {
       this.#startRtsp(entry);
       return entry;
+    }
+    if (cfg.protocol === 'rtmp') {
+      if (this.rtmp === null) {
+        entry.state = 'stopped';
+        entry.error = 'RTMP is switched off ([video.protocols] rtmp = false)';
+      }
+      return entry; // 'connecting' until a publisher arrives (engine/rtmp-ingest.ts)
     }
     if (cfg.protocol !== 'file') {
       entry.state = 'stopped';
@@ -141,8 +161,8 @@ export class Engine {
         input: { kind: 'annexb', codec: clip.codec },
         record: cfg.record,
         wallBaseMs: startMs,
-        firstSegmentNumber: this.#nextSegmentNumber(cfg.stream_id),
-        keyframeIntervalMs: this.#keyframeIntervalMs(),
+        firstSegmentNumber: this.nextSegmentNumber(cfg.stream_id),
+        keyframeIntervalMs: this.keyframeIntervalMs,
         bitrateHint: Math.round((clip.bytes.length / Math.max(1, clip.aus.length)) * clip.fps),
       });
       entry.source = new FileSource(clip, entry.handle, startMs);
@@ -183,8 +203,8 @@ export class Engine {
       url: cfg.source_url!,
       record: cfg.record,
       pool: this.pool,
-      keyframeIntervalMs: this.#keyframeIntervalMs(),
-      nextSegmentNumber: () => this.#nextSegmentNumber(cfg.stream_id),
+      keyframeIntervalMs: this.keyframeIntervalMs,
+      nextSegmentNumber: () => this.nextSegmentNumber(cfg.stream_id),
       onState: (state, error) => {
         entry.state = state;
         if (error !== null || state === 'live') entry.error = error;
@@ -197,7 +217,8 @@ export class Engine {
     });
   }
 
-  #keyframeIntervalMs(): number {
+  /** Periodic keyframe events for keyframe JPEGs (0 when disabled). */
+  get keyframeIntervalMs(): number {
     return this.config.video.keyframe.enabled ? this.config.video.keyframe.interval_seconds * 1000 : 0;
   }
 
@@ -205,6 +226,7 @@ export class Engine {
     const entry = this.streams.get(streamId);
     if (entry === undefined) return false;
     if (entry.rtsp !== null) await entry.rtsp.stop();
+    if (entry.config.protocol === 'rtmp') this.rtmp?.disconnect(streamId, 'stream removed');
     entry.source = null; // stop pacing before the worker drains and closes the segment
     entry.state = 'stopped';
     this.live.closeStream(streamId);
@@ -221,6 +243,7 @@ export class Engine {
       clearInterval(this.#pacer);
       for (const e of this.streams.values()) e.source = null;
       await Promise.all([...this.streams.values()].map((e) => e.rtsp?.stop()));
+      await this.rtmp?.stop();
       await this.#retention.stop();
       await this.pool.close();
       for (const e of this.streams.values()) e.state = 'stopped';
@@ -235,7 +258,7 @@ export class Engine {
     for (const e of this.streams.values()) e.source?.tick(now);
   }
 
-  #nextSegmentNumber(streamId: string): number {
+  nextSegmentNumber(streamId: string): number {
     const stats = this.index.streamStats(streamId);
     if (stats.lastEndMs === null) return 1;
     const last = this.index.querySegments(streamId, stats.lastEndMs - 1, stats.lastEndMs).at(-1);
