@@ -29,6 +29,8 @@ const TICK_MS = 250;
 const MAX_OUT_QUEUE_BYTES = 256 << 10;
 /** Local UDP ports for RTP (even) and RTCP (odd), RFC 3550 §11. */
 const UDP_PORT_MIN = 20_000, UDP_PORT_MAX = 39_998;
+/** Seconds from 1900 (NTP era 0) to 1970 (RFC 868). */
+const NTP_UNIX_OFFSET_S = 2_208_988_800;
 
 export type SourceState = 'connecting' | 'live' | 'retrying' | 'stopped';
 
@@ -76,6 +78,9 @@ class Attempt {
   stats: (RtpReceiverStats | null)[] = [];
   tracks: RtspTrack[] = [];
   lastRrMs = 0;
+  /** Per track, RTP-Info's rtptime (the same instant on every track), -1 when absent. */
+  rtpInfo: number[] = [];
+  rtpInfoSent = false;
   live = false;
   ended = false;
   constructor(
@@ -195,6 +200,8 @@ export class RtspSource {
         case 'playing':
           a.playingMs = Date.now();
           a.lastDataMs = 0;
+          a.rtpInfo = ev.tracks.map((t) => t.rtptime ?? -1);
+          this.#sendRtpInfo(a);
           a.serverRtcp = ev.tracks.map((t) => ({ host: ev.tracks[0]?.source ?? a.client.host, port: t.serverPorts?.[1] ?? 0 }));
           break;
         case 'redirect':
@@ -236,6 +243,7 @@ export class RtspSource {
         }
         a.handle = h;
         this.#o.onHandle(h);
+        this.#sendRtpInfo(a);
       },
       (err: Error) => void this.#fail(a, `media pool refused the stream: ${err.message}`),
     );
@@ -258,6 +266,31 @@ export class RtspSource {
     a.live = true;
     this.#setState('live', null);
     log.info(`stream ${this.#o.streamId}: live over ${a.transport.toUpperCase()} (${a.tracks.map((t) => t.codec).join(' + ')})`);
+  }
+
+  /**
+   * RTP-Info gives every track's RTP time at the same instant (the start of PLAY): the same
+   * statement a sender report makes. Passing it on as one synthetic SR per track with a common
+   * wall-clock time lets the worker align audio to video from the first frame, before the
+   * camera's first real report (RFC 2326 §12.33, RFC 3550 §6.4.1).
+   */
+  #sendRtpInfo(a: Attempt): void {
+    if (a.rtpInfoSent || a.handle === null || a.rtpInfo.length === 0 || a.rtpInfo.some((t) => t < 0)) return;
+    a.rtpInfoSent = true;
+    const now = Date.now();
+    const ntpSeconds = Math.floor(now / 1000) + NTP_UNIX_OFFSET_S;
+    const ntpFraction = Math.floor(((now % 1000) / 1000) * 0x100000000);
+    a.rtpInfo.forEach((rtptime, track) => {
+      const sr = new Uint8Array(28);
+      const v = new DataView(sr.buffer);
+      v.setUint8(0, 0x80); // V=2, no padding, no report blocks
+      v.setUint8(1, 200); // SR
+      v.setUint16(2, 6); // length in 32-bit words minus one
+      v.setUint32(8, ntpSeconds >>> 0);
+      v.setUint32(12, ntpFraction >>> 0);
+      v.setUint32(16, rtptime >>> 0);
+      a.handle!.write(KIND_RTCP, track, (now - a.wallBaseMs) >>> 0, sr);
+    });
   }
 
   #onRtcp(a: Attempt, track: number, data: Uint8Array, now: number): void {

@@ -34,6 +34,20 @@ interface RtpTrack {
 }
 
 const TWO32 = 0x1_0000_0000;
+/**
+ * Audio units kept while the video's parameter sets are still unknown: with encoder latency,
+ * audio that arrives before the first keyframe belongs after it. ~4 s of AAC or G.711.
+ */
+const MAX_EARLY_AUDIO = 200;
+
+interface EarlyAudio {
+  track: RtpTrack;
+  /** Raw RTP times (not yet on the stream's timeline) and when the unit arrived. */
+  dts: number;
+  pts: number;
+  arrivalMs: number;
+  data: Uint8Array;
+}
 
 export class RtpInput implements StreamInput {
   #sink: InputSink;
@@ -43,6 +57,7 @@ export class RtpInput implements StreamInput {
   #droppedSeen = 0;
   /** Stream time minus sender wall clock (ms) of the latest video unit, once video has an SR. */
   #videoLeadMs = Number.NaN;
+  #early: EarlyAudio[] = [];
 
   constructor(spec: RtpInputSpec, sink: InputSink) {
     this.#sink = sink;
@@ -77,34 +92,73 @@ export class RtpInput implements StreamInput {
     const au = this.#au;
     while (tr.dep.pop(au)) {
       if (tr.index < 0) {
-        this.#sink.dropped(1);
+        // Before the video's parameter sets are known: keep audio (with encoder latency it
+        // belongs after the first keyframe), drop video (it cannot be decoded yet).
+        if (!tr.isVideo && tr.seenInfo && this.#early.length < MAX_EARLY_AUDIO) this.#keepEarly(tr, au, arrivalMs);
+        else if (tr.isVideo) this.#sink.dropped(1);
         continue;
       }
-      // The first unit of a track starts where it arrived on the stream's timeline.
-      if (Number.isNaN(tr.shift)) tr.shift = msToTicks(arrivalMs, tr.clockRate) - au.dts;
-      const raw = au.dts;
-      if (tr.isVideo) {
-        if (tr.srWallMs >= 0) this.#videoLeadMs = ((raw + tr.shift) * 1000) / tr.clockRate - this.#senderMs(tr, raw);
-      } else if (!tr.synced && tr.srWallMs >= 0 && !Number.isNaN(this.#videoLeadMs)) {
-        // Arrival times carry each encoder's latency; the sender's clock does not (RFC 3550 §6.4.1).
-        tr.shift = msToTicks(this.#senderMs(tr, raw) + this.#videoLeadMs, tr.clockRate) - raw;
-        tr.synced = true;
-      }
-      au.dts = raw + tr.shift;
-      au.pts += tr.shift;
-      if (au.dts <= tr.lastDts) continue; // a re-anchor moved this track back: skip the overlap
-      tr.lastDts = au.dts;
-      if (tr.classify !== null) {
-        keepPictureNalus(au, tr.classify); // parameter sets live in the init segment
-        if (au.nalus.length === 0) continue;
-      }
+      if (!this.#place(tr, au, arrivalMs)) continue;
       this.#sink.unit(tr.index, au);
+      if (tr.isVideo && this.#early.length > 0) this.#replayEarly();
     }
     let dropped = 0;
     for (const t of this.#tracks) dropped += t.dep.counters.droppedFrames;
     if (dropped > this.#droppedSeen) {
       this.#sink.dropped(dropped - this.#droppedSeen);
       this.#droppedSeen = dropped;
+    }
+  }
+
+  /**
+   * Puts a unit on the stream's timeline: its track's first unit where it arrived, audio
+   * re-anchored to the video through the sender's clock once both have a sender report
+   * (arrival times carry each encoder's latency; RFC 3550 §6.4.1). False: skip the unit.
+   */
+  #place(tr: RtpTrack, au: AccessUnit, arrivalMs: number): boolean {
+    if (Number.isNaN(tr.shift)) tr.shift = msToTicks(arrivalMs, tr.clockRate) - au.dts;
+    const raw = au.dts;
+    if (tr.isVideo) {
+      if (tr.srWallMs >= 0) this.#videoLeadMs = ((raw + tr.shift) * 1000) / tr.clockRate - this.#senderMs(tr, raw);
+    } else if (!tr.synced && tr.srWallMs >= 0 && !Number.isNaN(this.#videoLeadMs)) {
+      tr.shift = msToTicks(this.#senderMs(tr, raw) + this.#videoLeadMs, tr.clockRate) - raw;
+      tr.synced = true;
+    }
+    au.dts = raw + tr.shift;
+    au.pts += tr.shift;
+    if (au.dts <= tr.lastDts) return false; // a re-anchor moved this track back: skip the overlap
+    tr.lastDts = au.dts;
+    if (tr.classify !== null) {
+      keepPictureNalus(au, tr.classify); // parameter sets live in the init segment
+      if (au.nalus.length === 0) return false;
+    }
+    return true;
+  }
+
+  #keepEarly(tr: RtpTrack, au: AccessUnit, arrivalMs: number): void {
+    const data = new Uint8Array(au.bytes); // start-up only: a plain copy
+    let at = 0;
+    for (const n of au.nalus) {
+      data.set(n, at);
+      at += n.length;
+    }
+    this.#early.push({ track: tr, dts: au.dts, pts: au.pts, arrivalMs, data });
+  }
+
+  /** After the first video unit: the early audio, placed as if it had just arrived in order. */
+  #replayEarly(): void {
+    const early = this.#early;
+    this.#early = [];
+    const au = this.#au;
+    for (const e of early) {
+      if (e.track.index < 0) continue;
+      au.nalus.length = 1;
+      au.nalus[0] = e.data;
+      au.bytes = e.data.length;
+      au.keyframe = true;
+      au.dts = e.dts;
+      au.pts = e.pts;
+      if (this.#place(e.track, au, e.arrivalMs)) this.#sink.unit(e.track.index, au);
     }
   }
 

@@ -113,6 +113,7 @@ export class Segmenter {
     const st = this.#state[t]!;
     if (t !== 0 && this.#tracks[0]!.kind === 'video') return this.#hold(t, au);
     if (t === 0) {
+      if (au.keyframe && (this.#file === null || this.#rotationDue(au.dts))) this.#splitHeldAt(au.dts);
       this.#releaseAudio(au.dts); // audio before this picture's time belongs before it
       if (this.#held.length > 0 && this.#file === null && !au.keyframe) this.#releaseAudio(Infinity);
       if (st.lastDts >= 0 && this.#file !== null) {
@@ -156,13 +157,41 @@ export class Segmenter {
     return true;
   }
 
+  /**
+   * At a segment boundary, cuts held G.711 units that straddle it (its samples are
+   * independent, so both halves decode): each segment then starts its audio exactly at the
+   * keyframe. Cameras send G.711 in packets of up to ~175 ms. AAC frames cannot be cut.
+   */
+  #splitHeldAt(videoDts: number): void {
+    const vts = this.#tracks[0]!.timescale;
+    for (let i = 0; i < this.#held.length; i++) {
+      const h = this.#held[i]!;
+      const tr = this.#tracks[h.t]!;
+      if (tr.kind !== 'audio' || (tr.codec !== 'pcma' && tr.codec !== 'pcmu') || tr.channels !== 1) continue;
+      const boundary = Math.floor((videoDts * tr.timescale) / vts);
+      if (h.dts >= boundary || h.dts + h.len <= boundary) continue;
+      const k = boundary - h.dts;
+      const rest = this.#heldFree.pop() ?? { t: 0, dts: 0, pts: 0, buf: new Uint8Array(2048), len: 0 };
+      if (rest.buf.length < h.len - k) rest.buf = new Uint8Array((h.len - k) * 2);
+      rest.buf.set(h.buf.subarray(k, h.len));
+      rest.len = h.len - k;
+      rest.t = h.t;
+      rest.dts = boundary;
+      rest.pts = h.pts + k;
+      h.len = k;
+      this.#held.splice(++i, 0, rest);
+    }
+  }
+
   /** Moves held audio whose time is before `videoDts` (video ticks) into the open segment. */
   #releaseAudio(videoDts: number): void {
     const vts = this.#tracks[0]!.timescale;
     while (this.#held.length > 0) {
       const h = this.#held[0]!;
-      const ats = this.#tracks[h.t]!.timescale;
-      if (h.dts * vts >= videoDts * ats) return;
+      const tr = this.#tracks[h.t]!;
+      // G.711 waits until it has ended (it may be cut at the next keyframe); AAC by its start.
+      const at = tr.codec === 'pcma' || tr.codec === 'pcmu' ? h.dts + h.len : h.dts;
+      if (at * vts > videoDts * tr.timescale) return;
       this.#releaseOne();
     }
   }
