@@ -15,6 +15,7 @@ import { MediaPool, type StreamHandle } from './media-pool.ts';
 import { recoverOpenSegments } from './recovery.ts';
 import { startRetention, type RetentionHandle } from './retention.ts';
 import { loadNative } from '../native/index.ts';
+import { chooseWriter } from '../workers/writer-native.ts';
 import type { KeyframeEvent, SegmentClosed, SegmentOpened, StreamProblem } from '../workers/control.ts';
 
 /** File sources are paced by one shared timer; 10 ms keeps 25-60 fps frames on time. */
@@ -48,6 +49,8 @@ export class Engine {
   /** The RTMP publish server, when [video.protocols] rtmp is on. */
   rtmp: RtmpServer | null = null;
   readonly writerKind: 'portable' | 'native';
+  /** The writer in use and why, as logged at start-up. */
+  readonly writerReason: string;
   readonly nativeStatus: string;
   readonly streams = new Map<string, StreamEntry>();
   readonly startedAt = Date.now();
@@ -60,20 +63,24 @@ export class Engine {
     this.basePath = basePath;
     this.index = index;
     const native = loadNative();
-    // The io_uring writer lands with the native writer work; until then the addon is probed
-    // and reported, and recording uses the portable writer.
-    this.writerKind = 'portable';
-    this.nativeStatus = native.addon
-      ? `native addon ${native.addon.version()} loaded (${describeProbe(native.addon.probe(basePath))})`
-      : `native addon unavailable: ${native.reason}`;
+    const probe = native.addon?.probe(basePath) ?? null;
     const perf = config.video.storage.performance;
+    const workers = perf.worker_count > 0 ? perf.worker_count : availableParallelism();
+    // Chosen once at start-up: native (io_uring) when configured and available, else portable.
+    const choice = chooseWriter(perf, native, probe, workers);
+    this.writerKind = choice.kind;
+    this.writerReason = choice.reason;
+    this.nativeStatus = native.addon && probe
+      ? `native addon ${native.addon.version()} loaded (${describeProbe(probe)})`
+      : `native addon unavailable: ${native.reason}`;
     this.pool = MediaPool.start({
-      workers: perf.worker_count > 0 ? perf.worker_count : availableParallelism(),
+      workers,
       ringBytes: perf.ring_size_mb << 20,
       basePath,
       segmentDurationMs: config.video.storage.segment_duration * 1000,
       fragmentDurationMs: config.video.storage.fragment_duration_ms,
       writer: this.writerKind,
+      writerOptions: choice.options,
       allowFaults,
       onEvent: (ev) => this.#onEvent(ev),
       onFragment: (h, flags, ts, payload) => this.live.onFragment(h, flags, ts, payload),
@@ -116,6 +123,7 @@ export class Engine {
     const engine = new Engine(config, basePath, index, opts.allowFaults ?? false);
     log.info(`storage ${basePath}, index ${indexPath}, ${engine.pool.workerCount} media workers, writer ${engine.writerKind}`);
     log.info(engine.nativeStatus);
+    log.info(engine.writerReason);
     if (config.video.protocols.rtmp) {
       try {
         engine.rtmp = startRtmpIngest(engine);

@@ -3,7 +3,7 @@
 // is restarted and its streams are re-added.
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { Piscina } from 'piscina';
-import type { AddStream, FromWorker, InputFormat, KeyframeData, KeyframeEvent, KeyframeReply, Reply, SegmentClosed, SegmentOpened, StreamProblem, ToWorker, WriterKind } from '../workers/control.ts';
+import type { WorkerInit, AddStream, FromWorker, InputFormat, KeyframeData, KeyframeEvent, KeyframeReply, Reply, SegmentClosed, SegmentOpened, StreamProblem, ToWorker, WriterKind } from '../workers/control.ts';
 import { MAX_RECORD_BYTES } from '../workers/ring-format.ts';
 import { createRing, RingConsumer, RingProducer, type RecordHandler } from '../workers/ring.ts';
 import { log } from './log.ts';
@@ -26,6 +26,7 @@ export interface PoolOptions {
   segmentDurationMs: number;
   fragmentDurationMs: number;
   writer: WriterKind;
+  writerOptions?: WorkerInit['writerOptions'];
   allowFaults: boolean;
   onEvent(ev: SegmentOpened | SegmentClosed | StreamProblem | KeyframeEvent): void;
   /** One preview record (KIND_FRAGMENT) of a stream; `payload` is valid during the call only. */
@@ -243,6 +244,7 @@ export class MediaPool {
       segmentDurationMs: this.#o.segmentDurationMs,
       fragmentDurationMs: this.#o.fragmentDurationMs,
       writer: this.#o.writer,
+      ...(this.#o.writerOptions ? { writerOptions: this.#o.writerOptions } : {}),
       allowFaults: this.#o.allowFaults,
     } satisfies ToWorker);
     const started = Date.now();

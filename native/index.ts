@@ -7,7 +7,14 @@ import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type * as Addon from './flux-native.d.ts';
 
-export type { ProbeResult } from './flux-native.d.ts';
+export type {
+  OpenedFile,
+  ProbeResult,
+  WriterErrorInfo,
+  WriterHandle,
+  WriterOptions,
+  WriterStats,
+} from './flux-native.d.ts';
 
 /** The addon's surface, exactly as declared in flux-native.d.ts. */
 export type FluxNative = typeof Addon;
@@ -16,7 +23,18 @@ export type FluxNative = typeof Addon;
 export const NATIVE_PATH_ENV = 'FLUX_NATIVE_PATH';
 
 /** Every function of the contract; a loaded module lacking one is refused as a stale build. */
-export const NATIVE_EXPORTS = ['version', 'probe'] as const satisfies readonly (keyof FluxNative)[];
+export const NATIVE_EXPORTS = [
+  'version',
+  'probe',
+  'writerCreate',
+  'writerOpen',
+  'writerAppend',
+  'writerClose',
+  'writerPoll',
+  'writerPending',
+  'writerStats',
+  'writerShutdown',
+] as const satisfies readonly (keyof FluxNative)[];
 // Compile-time check that NATIVE_EXPORTS lists every function flux-native.d.ts declares.
 type Unlisted = Exclude<keyof FluxNative, (typeof NATIVE_EXPORTS)[number]>;
 const everyExportListed: [Unlisted] extends [never] ? true : Unlisted = true;

@@ -5,6 +5,7 @@ import { afterAll, expect, test } from 'bun:test';
 import { appendFileSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { IndexDb, type SegmentRecord } from '../engine/index-db.ts';
+import { scanFragments } from '../media/fmp4-scan.ts';
 import { decodeErrors, makeClip, probe, sleep, startEngine, tempDir, waitFor, type EngineProcess } from './helpers.ts';
 
 const dir = tempDir('crash');
@@ -47,13 +48,16 @@ source_url = "file://${clip}"
   expect(open.length).toBe(1);
   const closedBytes = closed.map((s) => readFileSync(join(dir, 'data', s.path)));
   const victim = join(dir, 'data', open[0]!.path);
-  const goodSize = statSync(victim).size;
+  // What the kill left: complete fragments, maybe a partial one (the native writer submits
+  // within its batch interval). Recovery must keep exactly the complete ones.
+  const goodSize = scanFragments(new Uint8Array(readFileSync(victim))).validEnd;
+  expect(goodSize).toBeGreaterThan(0);
   // A crash inside a write leaves a torn fragment: a moof header promising more than is there.
   appendFileSync(victim, new Uint8Array([0, 0, 0x10, 0, 0x6d, 0x6f, 0x6f, 0x66, 1, 2, 3, 4, 5]));
 
   const second = startEngine(dir, toml);
   procs.push(second);
-  await second.waitForLog(/recovered .*cut 13 bytes of an incomplete fragment/);
+  await second.waitForLog(/recovered .*cut \d+ bytes of an incomplete fragment/);
   await second.waitForLog(/FLUX video ready/);
   await sleep(1_500);
   expect(await second.stop('SIGTERM')).toBe(0);

@@ -21,6 +21,8 @@ export interface WorkerInit {
   segmentDurationMs: number;
   fragmentDurationMs: number;
   writer: WriterKind;
+  /** Settings of the native writer (O_DIRECT, pool and batch sizes), as chosen at start-up. */
+  writerOptions?: import('./writer-native.ts').WriterSettings;
   /** Accept fault-injection messages (tests only). */
   allowFaults: boolean;
 }

@@ -4,7 +4,8 @@ import type { MessagePort } from 'node:worker_threads';
 import { RingConsumer, RingProducer } from './ring.ts';
 import type { AddStream, FromWorker, ToWorker, WorkerInit } from './control.ts';
 import { StreamPipeline, type PipelineContext } from './pipeline.ts';
-import { PortableWriter, type SegmentWriter } from './writer.ts';
+import type { SegmentWriter } from './writer.ts';
+import { createSegmentWriter } from './writer-native.ts';
 
 /** Records drained per turn before yielding to control messages and timers. */
 const READ_BATCH = 512;
@@ -70,7 +71,12 @@ class MediaWorker {
     this.#send = send;
     this.#ring = new RingConsumer(init.inRing);
     const out = new RingProducer(init.outRing);
-    const writer: SegmentWriter = new PortableWriter();
+    const writer: SegmentWriter = createSegmentWriter(
+      init.writer,
+      init.writerOptions,
+      (message) => console.error(`media worker ${init.workerIndex}: ${message}`),
+      (err) => send({ type: 'stream-error', streamId: err.path.slice(init.basePath.length + 1).split('/')[0] ?? '', message: err.message }),
+    );
     this.#ctx = {
       basePath: init.basePath,
       segmentDurationMs: init.segmentDurationMs,
@@ -121,7 +127,8 @@ class MediaWorker {
         this.#drain();
         for (let s = 0; s < this.#pipes.length; s++) this.#close(s);
         clearInterval(this.#stats);
-        this.#reply(msg.id, true);
+        // The native writer finishes closes off this thread: reply once they are on disk.
+        void this.#ctx.writer.drain().then(() => this.#reply(msg.id, true));
         return;
       }
       case 'inject-fault': {

@@ -1,16 +1,21 @@
 // The segment-file writer interface the per-stream pipeline writes through, and the
-// portable implementation (positional writev per fragment, no addon needed).
+// portable implementation (positional writev per fragment, no addon needed). The native
+// implementation (io_uring, O_DIRECT) is workers/writer-native.ts.
 import { closeSync, fdatasyncSync, ftruncateSync, mkdirSync, openSync, writevSync } from 'node:fs';
 import { dirname } from 'node:path';
 
 export class SegmentWriteError extends Error {
   override name = 'SegmentWriteError';
+  /** errno name of the cause when known: 'ENOSPC', 'EIO', 'EBADF', 'ENOBUFS', ... */
+  readonly code: string | undefined;
   constructor(
     readonly path: string,
     readonly offset: number,
     options?: { cause?: unknown },
   ) {
     super(`writing ${path} at offset ${offset} failed: ${String((options?.cause as Error)?.message ?? options?.cause)}`, options);
+    const code = (options?.cause as { code?: unknown } | undefined)?.code;
+    this.code = typeof code === 'string' ? code : undefined;
   }
 }
 
@@ -23,13 +28,19 @@ export interface SegmentFile {
    * so an implementation must consume (write or copy) them before returning.
    */
   append(parts: readonly Uint8Array[], count?: number): void;
-  /** Flushes, optionally fdatasyncs, closes. Idempotent. */
+  /**
+   * Flushes, optionally fdatasyncs, closes. Idempotent. The native writer finishes this off
+   * the JS thread after returning (see SegmentWriter.drain); a failure it finds then goes to
+   * the writer's onError.
+   */
   close(sync: boolean): void;
 }
 
 export interface SegmentWriter {
   readonly kind: 'portable' | 'native';
   open(absPath: string): SegmentFile;
+  /** Resolves once every file closed so far is written, truncated, synced and closed. */
+  drain(): Promise<void>;
 }
 
 /** Plain positional writes: one writev per appended fragment (parts are never copied). */
@@ -38,6 +49,10 @@ export class PortableWriter implements SegmentWriter {
   open(absPath: string): SegmentFile {
     mkdirSync(dirname(absPath), { recursive: true });
     return new PortableFile(absPath, openSync(absPath, 'w', 0o644));
+  }
+  /** Every portable write and close completes before it returns. */
+  drain(): Promise<void> {
+    return Promise.resolve();
   }
 }
 

@@ -1,14 +1,24 @@
-//! flux-native: the N-API addon of FLUX video. Today it reports its version and probes the
-//! kernel (io_uring, O_DIRECT); it grows into the io_uring + O_DIRECT segment writer.
+//! flux-native: the N-API addon of FLUX video: the io_uring + O_DIRECT segment writer
+//! (writer.rs, state.rs, pool.rs, io.rs, uring.rs; JS surface in js_writer.rs), its version, and the probe of
+//! the kernel (io_uring, O_DIRECT) the engine runs at start-up to pick a writer.
 //!
 //! The JS surface is written down once, in `native/flux-native.d.ts`; a load test compares
 //! it with what `napi_register_module_v1` exports here. Every entry point runs inside
 //! `catch_unwind`: a panic becomes a JS `Error`, never an unwind across the C boundary.
 
+mod io;
+#[cfg(not(test))]
+mod js_writer;
 #[cfg(not(test))]
 mod napi;
+mod pool;
 mod probe;
+mod state;
 mod sys;
+mod uring;
+mod writer;
+#[cfg(test)]
+mod writer_tests;
 
 /// The crate version, `version()` in JS.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -25,7 +35,11 @@ mod entry {
 
     /// Runs one entry point: a JS exception or failed N-API call yields null (JS sees the
     /// exception, or `undefined`), and a panic is caught and thrown as a JS Error.
-    fn guarded(env: Env, name: &str, body: impl FnOnce(Scope) -> Result<Value, Thrown>) -> Value {
+    pub(crate) fn guarded(
+        env: Env,
+        name: &str,
+        body: impl FnOnce(Scope) -> Result<Value, Thrown>,
+    ) -> Value {
         // SAFETY: `env` is the live napi_env the host passed to this callback.
         let scope = unsafe { Scope::new(env) };
         match catch_unwind(AssertUnwindSafe(|| body(scope))) {
@@ -56,7 +70,7 @@ mod entry {
         guarded(env, "version()", |s| s.string(VERSION))
     }
 
-    fn type_name(t: i32) -> &'static str {
+    pub(crate) fn type_name(t: i32) -> &'static str {
         // napi_valuetype order, js_native_api_types.h
         const NAMES: [&str; 10] = [
             "undefined",
@@ -113,6 +127,20 @@ mod entry {
         guarded(env, "module init", |s| {
             s.set(exports, c"version", s.function(c"version", js_version)?)?;
             s.set(exports, c"probe", s.function(c"probe", js_probe)?)?;
+            use crate::js_writer as w;
+            let writer_fns: [(&std::ffi::CStr, crate::napi::Callback); 8] = [
+                (c"writerCreate", w::js_create),
+                (c"writerOpen", w::js_open),
+                (c"writerAppend", w::js_append),
+                (c"writerClose", w::js_close),
+                (c"writerPoll", w::js_poll),
+                (c"writerPending", w::js_pending),
+                (c"writerStats", w::js_stats),
+                (c"writerShutdown", w::js_shutdown),
+            ];
+            for (name, f) in writer_fns {
+                s.set(exports, name, s.function(name, f)?)?;
+            }
             Ok(exports)
         })
     }

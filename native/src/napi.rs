@@ -31,7 +31,20 @@ pub type Status = i32;
 pub const OK: Status = 0;
 
 /// `napi_valuetype` values (js_native_api_types.h).
+pub const VALUE_TYPE_UNDEFINED: i32 = 0;
+pub const VALUE_TYPE_NULL: i32 = 1;
+pub const VALUE_TYPE_BOOLEAN: i32 = 2;
+pub const VALUE_TYPE_NUMBER: i32 = 3;
 pub const VALUE_TYPE_STRING: i32 = 4;
+pub const VALUE_TYPE_OBJECT: i32 = 6;
+pub const VALUE_TYPE_EXTERNAL: i32 = 8;
+/// `napi_typedarray_type` of Uint8Array (and Buffer).
+pub const TYPED_ARRAY_UINT8: i32 = 1;
+
+/// `napi_finalize`: called on the JS thread when an external is collected.
+pub type Finalize = unsafe extern "C" fn(env: Env, data: *mut c_void, hint: *mut c_void);
+/// The cleanup hook of `napi_add_env_cleanup_hook` (N-API 3): runs when the env tears down.
+pub type CleanupHook = unsafe extern "C" fn(arg: *mut c_void);
 
 // SAFETY: these are the C signatures of js_native_api.h; the host process provides them.
 unsafe extern "C" {
@@ -66,6 +79,44 @@ unsafe extern "C" {
     fn napi_throw_error(env: Env, code: *const c_char, msg: *const c_char) -> Status;
     fn napi_throw_type_error(env: Env, code: *const c_char, msg: *const c_char) -> Status;
     fn napi_is_exception_pending(env: Env, out: *mut bool) -> Status;
+    fn napi_create_double(env: Env, v: f64, out: *mut Value) -> Status;
+    fn napi_get_value_double(env: Env, v: Value, out: *mut f64) -> Status;
+    fn napi_get_value_bool(env: Env, v: Value, out: *mut bool) -> Status;
+    fn napi_get_null(env: Env, out: *mut Value) -> Status;
+    fn napi_get_undefined(env: Env, out: *mut Value) -> Status;
+    fn napi_is_array(env: Env, v: Value, out: *mut bool) -> Status;
+    fn napi_get_array_length(env: Env, v: Value, out: *mut u32) -> Status;
+    fn napi_get_element(env: Env, obj: Value, index: u32, out: *mut Value) -> Status;
+    fn napi_create_array_with_length(env: Env, len: usize, out: *mut Value) -> Status;
+    fn napi_set_element(env: Env, obj: Value, index: u32, v: Value) -> Status;
+    fn napi_get_named_property(
+        env: Env,
+        obj: Value,
+        name: *const c_char,
+        out: *mut Value,
+    ) -> Status;
+    fn napi_is_typedarray(env: Env, v: Value, out: *mut bool) -> Status;
+    fn napi_get_typedarray_info(
+        env: Env,
+        v: Value,
+        kind: *mut i32,
+        length: *mut usize,
+        data: *mut *mut c_void,
+        arraybuffer: *mut Value,
+        byte_offset: *mut usize,
+    ) -> Status;
+    fn napi_create_external(
+        env: Env,
+        data: *mut c_void,
+        finalize: Option<Finalize>,
+        hint: *mut c_void,
+        out: *mut Value,
+    ) -> Status;
+    fn napi_get_value_external(env: Env, v: Value, out: *mut *mut c_void) -> Status;
+    fn napi_create_error(env: Env, code: Value, msg: Value, out: *mut Value) -> Status;
+    fn napi_throw(env: Env, error: Value) -> Status;
+    pub fn napi_add_env_cleanup_hook(env: Env, hook: CleanupHook, arg: *mut c_void) -> Status;
+    pub fn napi_remove_env_cleanup_hook(env: Env, hook: CleanupHook, arg: *mut c_void) -> Status;
 }
 
 /// A failed N-API call, or a JS exception already thrown; the entry point returns null.
@@ -172,6 +223,161 @@ impl Scope {
         Ok(Some(String::from_utf8(buf).unwrap_or_else(|e| {
             String::from_utf8_lossy(e.as_bytes()).into_owned()
         })))
+    }
+
+    pub fn env(self) -> Env {
+        self.env
+    }
+
+    pub fn number(self, v: f64) -> Result<Value, Thrown> {
+        let mut out = ptr::null_mut();
+        // SAFETY: `env` is live per `Scope::new`; `out` is a valid out-pointer.
+        check(unsafe { napi_create_double(self.env, v, &mut out) })?;
+        Ok(out)
+    }
+
+    pub fn null(self) -> Result<Value, Thrown> {
+        let mut out = ptr::null_mut();
+        // SAFETY: `env` is live per `Scope::new`; `out` is a valid out-pointer.
+        check(unsafe { napi_get_null(self.env, &mut out) })?;
+        Ok(out)
+    }
+
+    pub fn undefined(self) -> Result<Value, Thrown> {
+        let mut out = ptr::null_mut();
+        // SAFETY: `env` is live per `Scope::new`; `out` is a valid out-pointer.
+        check(unsafe { napi_get_undefined(self.env, &mut out) })?;
+        Ok(out)
+    }
+
+    /// A JS number as f64 (the caller checked its type).
+    pub fn f64_value(self, v: Value) -> Result<f64, Thrown> {
+        let mut out = 0.0;
+        // SAFETY: `v` is a handle of this scope; `out` is a valid out-pointer.
+        check(unsafe { napi_get_value_double(self.env, v, &mut out) })?;
+        Ok(out)
+    }
+
+    pub fn bool_value(self, v: Value) -> Result<bool, Thrown> {
+        let mut out = false;
+        // SAFETY: `v` is a handle of this scope; `out` is a valid out-pointer.
+        check(unsafe { napi_get_value_bool(self.env, v, &mut out) })?;
+        Ok(out)
+    }
+
+    /// The length of a JS array, or None when `v` is not an array.
+    pub fn array_len(self, v: Value) -> Result<Option<u32>, Thrown> {
+        let mut is = false;
+        // SAFETY: `v` is a handle of this scope; `is` is a valid out-pointer.
+        check(unsafe { napi_is_array(self.env, v, &mut is) })?;
+        if !is {
+            return Ok(None);
+        }
+        let mut len = 0u32;
+        // SAFETY: `v` is an array handle of this scope.
+        check(unsafe { napi_get_array_length(self.env, v, &mut len) })?;
+        Ok(Some(len))
+    }
+
+    pub fn element(self, arr: Value, i: u32) -> Result<Value, Thrown> {
+        let mut out = ptr::null_mut();
+        // SAFETY: `arr` is a handle of this scope; `out` is a valid out-pointer.
+        check(unsafe { napi_get_element(self.env, arr, i, &mut out) })?;
+        Ok(out)
+    }
+
+    pub fn array(self, len: usize) -> Result<Value, Thrown> {
+        let mut out = ptr::null_mut();
+        // SAFETY: `env` is live per `Scope::new`; `out` is a valid out-pointer.
+        check(unsafe { napi_create_array_with_length(self.env, len, &mut out) })?;
+        Ok(out)
+    }
+
+    pub fn set_element(self, arr: Value, i: u32, v: Value) -> Result<(), Thrown> {
+        // SAFETY: `arr` and `v` are handles of this scope.
+        check(unsafe { napi_set_element(self.env, arr, i, v) })
+    }
+
+    pub fn get(self, obj: Value, name: &CStr) -> Result<Value, Thrown> {
+        let mut out = ptr::null_mut();
+        // SAFETY: `name` is NUL-terminated; `obj` is a handle of this scope.
+        check(unsafe { napi_get_named_property(self.env, obj, name.as_ptr(), &mut out) })?;
+        Ok(out)
+    }
+
+    /// The bytes of a Uint8Array (or Buffer): `Ok(None)` for any other value. A detached
+    /// buffer reads as empty. The slice is valid until JS runs again (this call's duration).
+    pub fn bytes(self, v: Value) -> Result<Option<(*const u8, usize)>, Thrown> {
+        let mut is = false;
+        // SAFETY: `v` is a handle of this scope; `is` is a valid out-pointer.
+        check(unsafe { napi_is_typedarray(self.env, v, &mut is) })?;
+        if !is {
+            return Ok(None);
+        }
+        let (mut kind, mut len, mut data) = (0i32, 0usize, ptr::null_mut::<c_void>());
+        // SAFETY: `v` is a typed array; the unwanted out-pointers may be null.
+        check(unsafe {
+            napi_get_typedarray_info(
+                self.env,
+                v,
+                &mut kind,
+                &mut len,
+                &mut data,
+                ptr::null_mut(),
+                ptr::null_mut(),
+            )
+        })?;
+        if kind != TYPED_ARRAY_UINT8 {
+            return Ok(None);
+        }
+        if data.is_null() {
+            len = 0;
+        }
+        Ok(Some((data.cast_const().cast(), len)))
+    }
+
+    /// Wraps `data` in a JS external; `finalize` runs when JS collects it.
+    pub fn external(self, data: *mut c_void, finalize: Finalize) -> Result<Value, Thrown> {
+        let mut out = ptr::null_mut();
+        // SAFETY: `data` stays valid until `finalize` runs, which the caller arranges.
+        check(unsafe {
+            napi_create_external(self.env, data, Some(finalize), ptr::null_mut(), &mut out)
+        })?;
+        Ok(out)
+    }
+
+    pub fn external_value(self, v: Value) -> Result<*mut c_void, Thrown> {
+        let mut out = ptr::null_mut();
+        // SAFETY: `v` is an external handle of this scope (the caller checked its type).
+        check(unsafe { napi_get_value_external(self.env, v, &mut out) })?;
+        Ok(out)
+    }
+
+    /// Throws `Error(msg)` with `code` and extra properties, unless an exception is pending.
+    pub fn throw_error_with(self, code: &str, msg: &str, props: &[(&CStr, Value)]) -> Thrown {
+        if self.exception_pending() {
+            return Thrown;
+        }
+        let made = (|| {
+            let mut err = ptr::null_mut();
+            let (c, m) = (self.string(code)?, self.string(msg)?);
+            // SAFETY: `c` and `m` are string handles of this scope.
+            check(unsafe { napi_create_error(self.env, c, m, &mut err) })?;
+            for (name, v) in props {
+                self.set(err, name, *v)?;
+            }
+            Ok::<Value, Thrown>(err)
+        })();
+        match made {
+            // SAFETY: `e` is an Error handle of this scope.
+            Ok(e) => unsafe {
+                napi_throw(self.env, e);
+            },
+            Err(Thrown) => {
+                self.throw_error(c"FLUX_NATIVE_NAPI", msg);
+            }
+        }
+        Thrown
     }
 
     fn exception_pending(self) -> bool {

@@ -3,7 +3,7 @@
 //! No `libc` crate: each layout is copied from the kernel UAPI or glibc header named beside
 //! it, and the tests at the bottom pin sizes and offsets so a typo cannot go unnoticed.
 
-use std::ffi::{c_char, c_int, c_long};
+use std::ffi::{c_char, c_int, c_long, c_void};
 
 /// include/uapi/linux/io_uring.h `struct io_sqring_offsets` (40 bytes).
 #[repr(C)]
@@ -109,11 +109,20 @@ pub struct StatFs {
     pub f_spare: [i64; 4],
 }
 
-// SAFETY: glibc's prototypes from unistd.h, sys/utsname.h and sys/vfs.h.
+// SAFETY: glibc's prototypes from unistd.h, sys/utsname.h, sys/vfs.h and sys/mman.h.
 unsafe extern "C" {
     pub fn syscall(num: c_long, ...) -> c_long;
     pub fn uname(buf: *mut UtsName) -> c_int;
     pub fn fstatfs(fd: c_int, buf: *mut StatFs) -> c_int;
+    pub fn mmap(
+        addr: *mut c_void,
+        len: usize,
+        prot: c_int,
+        flags: c_int,
+        fd: c_int,
+        off: i64,
+    ) -> *mut c_void;
+    pub fn munmap(addr: *mut c_void, len: usize) -> c_int;
 }
 
 #[cfg(test)]
