@@ -180,6 +180,11 @@ export const ConfigSchema = z.strictObject(
       publish_key: str(''), // "" = none; a stream's own publish_key wins
       allow_any: bool(false), // accept publishes to stream ids not configured
     }),
+    // RTSP client (engine/rtsp-source.ts): local ports for RTP over UDP (RTP even, RTCP odd).
+    rtsp: table({
+      udp_port_min: intIn(1024, 65534, 20000),
+      udp_port_max: intIn(1025, 65535, 39999),
+    }),
     video: table({
       storage: table({
         mode: oneOf(['standalone', 'distributed'], 'standalone'),

@@ -352,7 +352,7 @@ protocol = "rtmp"
 
   test('a key that is not a bare TOML key is quoted so the message stays one line', () => {
     const { file, lines } = linesOf('"a\\nb" = 1\n');
-    expect(lines).toEqual([`config error in ${file}: "a\\nb" = 1: unknown key; allowed at the top level: http, log, rtmp, video`]);
+    expect(lines).toEqual([`config error in ${file}: "a\\nb" = 1: unknown key; allowed at the top level: http, log, rtmp, rtsp, video`]);
   });
 
   test('a TOML syntax error names the file, line and column', () => {

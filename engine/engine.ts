@@ -213,6 +213,7 @@ export class Engine {
       pool: this.pool,
       keyframeIntervalMs: this.keyframeIntervalMs,
       nextSegmentNumber: () => this.nextSegmentNumber(cfg.stream_id),
+      udpPorts: { min: this.config.rtsp.udp_port_min, max: this.config.rtsp.udp_port_max },
       onState: (state, error) => {
         entry.state = state;
         if (error !== null || state === 'live') entry.error = error;

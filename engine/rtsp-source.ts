@@ -27,8 +27,7 @@ const RR_INTERVAL_MS = 5_000;
 const TICK_MS = 250;
 /** Unsent bytes to the camera (requests, RTCP) before the connection is deemed stuck. */
 const MAX_OUT_QUEUE_BYTES = 256 << 10;
-/** Local UDP ports for RTP (even) and RTCP (odd), RFC 3550 §11. */
-const UDP_PORT_MIN = 20_000, UDP_PORT_MAX = 39_998;
+
 /** Seconds from 1900 (NTP era 0) to 1970 (RFC 868). */
 const NTP_UNIX_OFFSET_S = 2_208_988_800;
 
@@ -41,6 +40,8 @@ export interface RtspSourceOptions {
   pool: MediaPool;
   keyframeIntervalMs: number;
   nextSegmentNumber(): number;
+  /** Local UDP ports for RTP (even) and RTCP (odd, the next one), RFC 3550 §11 ([rtsp] config). */
+  udpPorts: { min: number; max: number };
   /** Called on every state change and with each new (or gone) stream handle. */
   onState(state: SourceState, error: string | null): void;
   onHandle(h: StreamHandle | null): void;
@@ -141,7 +142,7 @@ export class RtspSource {
     if (transport === 'udp') {
       try {
         for (let i = 0; i < 2; i++) {
-          udp.push(await bindUdpPair((rtcp, data) => holder.a !== null && this.#onPacket(holder.a, i, rtcp, data)));
+          udp.push(await bindUdpPair(this.#o.udpPorts, (rtcp, data) => holder.a !== null && this.#onPacket(holder.a, i, rtcp, data)));
         }
       } catch (err) {
         for (const p of udp) (p.rtp.close(), p.rtcp.close());
@@ -412,9 +413,12 @@ export class RtspSource {
   }
 }
 
-async function bindUdpPair(onData: (rtcp: boolean, data: Uint8Array) => void): Promise<UdpPair> {
-  for (let i = 0; i < 50; i++) {
-    const port = UDP_PORT_MIN + 2 * Math.floor(Math.random() * ((UDP_PORT_MAX - UDP_PORT_MIN) / 2));
+async function bindUdpPair(range: { min: number; max: number }, onData: (rtcp: boolean, data: Uint8Array) => void): Promise<UdpPair> {
+  const first = range.min + (range.min % 2); // RTP on an even port
+  const pairs = Math.floor((range.max - first + 1) / 2);
+  if (pairs < 1) throw new Error(`the range ${range.min}-${range.max} holds no even/odd port pair`);
+  for (let i = 0; i < Math.min(50, pairs * 2); i++) {
+    const port = first + 2 * Math.floor(Math.random() * pairs);
     let rtp: UdpPair['rtp'] | null = null;
     try {
       rtp = await Bun.udpSocket({ port, socket: { data: (_s, data) => onData(false, data) } });
@@ -424,5 +428,5 @@ async function bindUdpPair(onData: (rtcp: boolean, data: Uint8Array) => void): P
       rtp?.close();
     }
   }
-  throw new Error(`no free even/odd port pair in ${UDP_PORT_MIN}-${UDP_PORT_MAX + 1}`);
+  throw new Error(`no free even/odd port pair in ${range.min}-${range.max}`);
 }
