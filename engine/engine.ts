@@ -11,6 +11,7 @@ import type { RtmpServer } from './rtmp-server.ts';
 import { IndexDb } from './index-db.ts';
 import { log } from './log.ts';
 import { LiveHub } from './live.ts';
+import { Snapshots } from './snapshots.ts';
 import { MediaPool, type StreamHandle } from './media-pool.ts';
 import { recoverOpenSegments } from './recovery.ts';
 import { startRetention, type RetentionHandle } from './retention.ts';
@@ -46,6 +47,7 @@ export class Engine {
   readonly index: IndexDb;
   readonly pool: MediaPool;
   readonly live: LiveHub;
+  readonly snapshots: Snapshots;
   /** The RTMP publish server, when [video.protocols] rtmp is on. */
   rtmp: RtmpServer | null = null;
   readonly writerKind: 'portable' | 'native';
@@ -91,6 +93,7 @@ export class Engine {
       },
     });
     this.live = new LiveHub(this.pool);
+    this.snapshots = new Snapshots(index, basePath);
     this.#pacer = setInterval(() => this.#pace(), PACE_INTERVAL_MS);
     const storage = config.video.storage;
     this.#retention = startRetention({
@@ -255,6 +258,7 @@ export class Engine {
       await this.rtmp?.stop();
       await this.#retention.stop();
       await this.pool.close();
+      await this.snapshots.close();
       for (const e of this.streams.values()) e.state = 'stopped';
       await this.index.flushed();
       await this.index.close();
@@ -300,7 +304,7 @@ export class Engine {
           .catch(fail);
         return;
       case 'keyframe':
-        return; // keyframe JPEGs: see the snapshot work
+        return this.snapshots.store(ev.streamId, ev);
       case 'stream-error': {
         const e = this.streams.get(ev.streamId);
         if (e !== undefined) e.error = ev.message;

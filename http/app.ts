@@ -9,6 +9,7 @@ import { RecordingFiles } from './recording-files.ts';
 import { liveRoutes } from './routes-live.ts';
 import { playbackRoutes } from './routes-playback.ts';
 import { recordingRoutes } from './routes-recordings.ts';
+import { snapshotRoutes } from './routes-snapshots.ts';
 import { streamRoutes } from './routes-streams.ts';
 import { systemRoutes } from './routes-system.ts';
 import { unavailableRoutes } from './routes-unavailable.ts';
@@ -23,7 +24,7 @@ export interface AppContext {
 export type RouteModule = (app: Hono, ctx: AppContext) => void;
 
 /** Registered in this order; more specific paths of one prefix must not be shadowed by earlier ones. */
-export const ROUTE_MODULES: readonly RouteModule[] = [systemRoutes, streamRoutes, liveRoutes, recordingRoutes, playbackRoutes, unavailableRoutes];
+export const ROUTE_MODULES: readonly RouteModule[] = [systemRoutes, streamRoutes, liveRoutes, snapshotRoutes, recordingRoutes, playbackRoutes, unavailableRoutes];
 
 export interface AppOptions {
   /** Modules added after the built-in ones. */

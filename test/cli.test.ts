@@ -39,7 +39,13 @@ test('with no config, the engine records the demo camera into ./data and the rec
     cwd: dir,
     stdout: 'pipe',
     stderr: 'pipe',
-    env: { ...process.env, FLUX_HTTP_PORT: String(19_000 + (process.pid % 900)), FLUX_HTTP_HOST: '127.0.0.1' },
+    env: {
+      ...process.env,
+      FLUX_HTTP_PORT: String(19_000 + (process.pid % 900)),
+      FLUX_HTTP_HOST: '127.0.0.1',
+      FLUX_RTMP_PORT: String(29_000 + (process.pid % 900)),
+      FLUX_RTMP_HOST: '127.0.0.1',
+    },
   });
   try {
     const demoDir = join(dir, 'data', 'demo');

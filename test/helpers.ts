@@ -108,7 +108,9 @@ let nextPort = 18_100 + (process.pid % 500) * 2;
 export function startEngine(dir: string, toml: string, env: Record<string, string> = {}): EngineProcess {
   const port = nextPort++;
   const cfg = join(dir, 'config.toml');
-  writeFileSync(cfg, `[http]\nport = ${port}\nhost = "127.0.0.1"\n${toml}`);
+  // Each engine gets its own RTMP port (the default 1935 would collide between engines).
+  const rtmp = /^\[rtmp\]/m.test(toml) ? '' : `[rtmp]\nport = ${port + 10_000}\nhost = "127.0.0.1"\n`;
+  writeFileSync(cfg, `[http]\nport = ${port}\nhost = "127.0.0.1"\n${rtmp}${toml}`);
   const proc = Bun.spawn([BUN, join(ROOT, 'engine/main.ts'), '--config', cfg], {
     cwd: dir,
     stdin: 'ignore',

@@ -18,7 +18,7 @@ async function startEngine(dir: string, workers: number): Promise<Engine> {
     .map((id) => `[[video.streams]]\nstream_id = "${id}"\nprotocol = "file"\nsource_url = "file://${clip}"\n`)
     .join('');
   const { config } = parseConfigText(
-    `[video.storage]\nbase_path = "${dir}/data"\nsegment_duration = 60\n[video.storage.performance]\nworker_count = ${workers}\n[video.demo]\nenabled = false\n${streams}`,
+    `[video.storage]\nbase_path = "${dir}/data"\nsegment_duration = 60\n[video.storage.performance]\nworker_count = ${workers}\n[video.protocols]\nrtmp = false\n[video.demo]\nenabled = false\n${streams}`,
     { file: null, env: {} },
   );
   return Engine.start(config, { allowFaults: true });

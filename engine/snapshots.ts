@@ -1,0 +1,81 @@
+// Snapshots and keyframe JPEGs: the latest keyframe of a live stream decoded on demand, and
+// one keyframe every [video.keyframe] interval_seconds stored under the SPEC layout
+// (<base>/<stream>/keyframes/<YYYY-MM-DD>/<unix_ms>.jpg) and indexed. Decoding runs in a
+// small, separate Piscina pool so it never competes with the media workers' ring draining.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { Piscina } from 'piscina';
+import type { KeyframeData } from '../workers/control.ts';
+import type { ThumbnailTask } from '../workers/thumbnail-worker.ts';
+import type { IndexDb } from './index-db.ts';
+import { RateLimitedLog } from './log.ts';
+import { findFfmpeg } from './tools.ts';
+
+/** Snapshot widths a client may ask for. */
+export const MAX_SNAPSHOT_WIDTH = 3840;
+/** Decodes waiting at most; keyframe JPEGs are skipped (counted) beyond this, never queued up. */
+const MAX_QUEUED = 32;
+const JPEG_QUALITY = 80;
+/** Keyframe JPEGs are thumbnails: decoding stays full size, the stored file is this wide. */
+const KEYFRAME_JPEG_WIDTH = 640;
+
+export class SnapshotError extends Error {
+  override name = 'SnapshotError';
+}
+
+export class Snapshots {
+  #pool: Piscina | null = null;
+  #ffmpeg: string | null;
+  #index: IndexDb;
+  #basePath: string;
+  #warn = new RateLimitedLog(10_000);
+  skipped = 0;
+
+  constructor(index: IndexDb, basePath: string) {
+    this.#index = index;
+    this.#basePath = basePath;
+    this.#ffmpeg = findFfmpeg();
+  }
+
+  #run(k: KeyframeData, outWidth: number): Promise<Uint8Array> {
+    if (this.#ffmpeg === null) return Promise.reject(new SnapshotError('snapshots need ffmpeg (install it or set FLUX_FFMPEG)'));
+    this.#pool ??= new Piscina({
+      filename: new URL('../workers/thumbnail-worker.ts', import.meta.url).href,
+      minThreads: 0,
+      maxThreads: 1,
+      idleTimeout: 30_000,
+      maxQueue: MAX_QUEUED,
+    });
+    const task: ThumbnailTask = { ffmpeg: this.#ffmpeg, codec: k.codec, width: k.width, height: k.height, data: k.data, outWidth, quality: JPEG_QUALITY };
+    return this.#pool.run(task) as Promise<Uint8Array>;
+  }
+
+  /** JPEG of a keyframe, `width` wide (0 = its own size). */
+  jpeg(k: KeyframeData, width: number): Promise<Uint8Array> {
+    return this.#run(k, Math.min(width, k.width));
+  }
+
+  /** A periodic keyframe: stored and indexed, or skipped (counted) when the pool is behind. */
+  store(streamId: string, k: KeyframeData): void {
+    if (this.#pool !== null && this.#pool.queueSize >= MAX_QUEUED / 2) {
+      this.skipped++;
+      return;
+    }
+    const day = new Date(k.wallMs).toISOString().slice(0, 10);
+    const rel = `${streamId}/keyframes/${day}/${k.wallMs}.jpg`;
+    this.#run(k, Math.min(KEYFRAME_JPEG_WIDTH, k.width))
+      .then((jpeg) => {
+        const abs = join(this.#basePath, rel);
+        mkdirSync(dirname(abs), { recursive: true });
+        writeFileSync(abs, jpeg);
+        return this.#index.putKeyframe(streamId, k.wallMs, { path: rel, bytes: jpeg.length });
+      })
+      .catch((e: Error) => this.#warn.warn(`keyframe:${streamId}`, `stream ${streamId}: keyframe JPEG failed: ${e.message}`));
+  }
+
+  async close(): Promise<void> {
+    await this.#pool?.destroy().catch(() => {});
+    this.#pool = null;
+  }
+}
+
