@@ -209,6 +209,13 @@ export class RtspSource {
           void this.#end(a, null).then(() => this.#connect(ev.url, a.transport));
           return;
         case 'error':
+          if (ev.fatal && ev.status === 461 && a.transport === 'udp') {
+            // 461 Unsupported Transport: the camera does not do UDP; TCP interleaved it must.
+            log.warn(`stream ${this.#o.streamId}: the camera refuses RTP over UDP (461); switching to TCP`);
+            this.#transport = 'tcp';
+            void this.#end(a, null).then(() => this.#connect(a.url, 'tcp'));
+            return;
+          }
           if (ev.fatal) return void this.#fail(a, ev.message);
           log.warn(`stream ${this.#o.streamId}: ${ev.message}`);
           break;

@@ -95,6 +95,18 @@ describe('more cameras and faults', () => {
     await judge(dir, 'cam', 'hevc', 'pcm_alaw');
   }, 60_000);
 
+  test('a camera that refuses UDP (461) is pulled over TCP instead', async () => {
+    const cam = await startRtspCamera({ codec: 'h264', width: 320, height: 240, protocols: 'tcp' });
+    cleanup.push(() => cam.stop());
+    const dir = tempDir('rtsp-461');
+    const e = engineFor(dir, { cam: `${cam.url('/cam1')}?transport=udp` });
+    await e.waitForLog(/refuses RTP over UDP \(461\); switching to TCP/, 20_000);
+    await e.waitForLog(/stream cam: live over TCP/, 20_000);
+    await sleep(4_500);
+    expect(await e.stop()).toBe(0);
+    await judge(dir, 'cam', 'h264', null);
+  }, 60_000);
+
   test('VLC as the camera (it serves RTP over UDP only): TCP is refused, UDP records', async () => {
     const cam = await startVlcCamera({ codec: 'h264', seconds: 30 });
     cleanup.push(() => cam.stop());
