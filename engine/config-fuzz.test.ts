@@ -5,17 +5,8 @@ import { join } from 'node:path';
 import { ConfigError, parseConfigText } from './config.ts';
 import { isValidStreamId } from './config-schema.ts';
 import { CONFIG_LEAVES } from './config-env.ts';
+import { mulberry32 } from '../media/testdata/test-helpers.ts';
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const EXAMPLE = readFileSync(join(import.meta.dir, '..', 'config.example.toml'), 'utf8');
 const SEEDS = [

@@ -2,6 +2,7 @@
 // in bursts, never waiting on the ring, and reports what it sent and dropped.
 import { CTRL_BYTES, CTRL_CAPACITY, CTRL_HEAD, CTRL_INDEX_MASK, CTRL_TAIL, recordSpan } from './ring-format.ts';
 import { RingProducer } from './ring.ts';
+import { mulberry32 } from '../media/testdata/test-helpers.ts';
 
 declare var self: Worker;
 
@@ -20,16 +21,7 @@ export interface StressReport {
   maxWriteMs: number;
 }
 
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { mulberry32 };
 
 /** FNV-1a over b[from..to). */
 export function fnv1a(b: Uint8Array, from: number, to: number): number {

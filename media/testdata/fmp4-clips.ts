@@ -10,6 +10,7 @@ import type { InitMeta } from '../fmp4-init.ts';
 import { AAC_SAMPLES_PER_FRAME, adtsToAudioSpecificConfig, audioTrackInfoAac, newAdtsFrame, nextAdtsFrame } from '../aac.ts';
 import { AnnexBAuAssembler } from '../annexb-au.ts';
 import type { AccessUnit, AudioTrackInfo, TrackInfo } from '../types.ts';
+import { mulberry32 } from './test-helpers.ts';
 
 export interface Clip {
   track: TrackInfo;
@@ -109,17 +110,7 @@ function durationsOf(aus: AccessUnit[], fallback: number): number[] {
   return aus.map((a, i) => (i + 1 < aus.length ? aus[i + 1]!.dts - a.dts : i > 0 ? a.dts - aus[i - 1]!.dts : fallback));
 }
 
-/** Fixed-seed PRNG (mulberry32): returns floats in [0, 1). */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { mulberry32 };
 
 export interface MuxOptions {
   /** Fragment length in seconds (cut on the first track's dts). */
