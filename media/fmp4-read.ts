@@ -5,6 +5,7 @@ import type { FragmentBuilder } from './fmp4-fragment.ts';
 import { BOX_OK, BoxCursor, findBox, fourcc, newBoxHeader, readBoxHeader } from './mp4-box.ts';
 import type { BoxHeader } from './mp4-box.ts';
 import { ParseError, type AccessUnit, type TrackInfo } from './types.ts';
+import { applyTrexDefaults } from './fmp4-scan.ts';
 
 /** Tracks in one init: our recorder writes video (+ audio); more is not a recording of ours. */
 export const MAX_READ_TRACKS = 8;
@@ -107,20 +108,7 @@ function readMoov(b: Uint8Array, moov: BoxHeader): InitTrack[] {
     tracks.push({ trackId, video, timescale, defaultDuration: 0, defaultSize: 0, defaultFlags: 0, stsd: b.subarray(sub.start, sub.end) });
   }
   if (tracks.length === 0) throw new ParseError('moov without tracks', moov.start);
-  // §8.8.3 trex: defaults for fields a tfhd/trun leaves out.
-  if (findBox(b, moov.body, moov.end, T.mvex, h)) {
-    for (let pos = h.body; pos < h.end; pos = sub.end) {
-      if (readBoxHeader(b, pos, h.end, sub) !== BOX_OK) throw new ParseError('bad box in mvex', pos);
-      if (sub.type !== T.trex) continue;
-      const c = new BoxCursor(b, sub.body, sub.end);
-      c.skip(4);
-      const id = c.u32();
-      const t = tracks.find((x) => x.trackId === id);
-      c.skip(4); // default_sample_description_index
-      const d = c.u32(), s = c.u32(), f = c.u32();
-      if (t) { t.defaultDuration = d; t.defaultSize = s; t.defaultFlags = f; }
-    }
-  }
+  applyTrexDefaults(b, moov, tracks);
   return tracks;
 }
 

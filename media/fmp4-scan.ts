@@ -2,6 +2,7 @@
 // moof+mdat pair with its timing, stopping cleanly at a cut or corrupt tail (crash recovery).
 import { BOX_OK, BoxCursor, findBox, fourcc, newBoxHeader, readBoxHeader } from './mp4-box.ts';
 import type { BoxHeader } from './mp4-box.ts';
+import { ParseError } from './types.ts';
 
 export interface ScannedTrack {
   trackId: number;
@@ -135,25 +136,43 @@ function parseMoov(b: Uint8Array, moov: BoxHeader): Track[] | null {
       if (timescale === 0) return null;
       tracks.push({ trackId, handler, timescale, video: handlerType === T.vide, defaultDuration: 0, defaultSize: 0, defaultFlags: 0 });
     }
-    // §8.8.3 trex defaults, used where tfhd/trun leave a field out.
-    if (findBox(b, moov.body, moov.end, T.mvex, h)) {
-      pos = h.body;
-      while (pos < h.end) {
-        if (readBoxHeader(b, pos, h.end, sub) !== BOX_OK) return null;
-        pos = sub.end;
-        if (sub.type !== T.trex) continue;
-        const c = new BoxCursor(b, sub.body, sub.end);
-        c.skip(4);
-        const id = c.u32();
-        const t = tracks.find((x) => x.trackId === id);
-        c.skip(4); // default_sample_description_index
-        const d = c.u32(), s = c.u32(), f = c.u32();
-        if (t) { t.defaultDuration = d; t.defaultSize = s; t.defaultFlags = f; }
-      }
-    }
+    applyTrexDefaults(b, moov, tracks);
     return tracks;
   } catch {
     return null; // ParseError: a field ran past its box
+  }
+}
+
+/** Track fields that trex boxes give defaults for. */
+export interface TrexDefaults {
+  trackId: number;
+  defaultDuration: number;
+  defaultSize: number;
+  defaultFlags: number;
+}
+
+/**
+ * ISO/IEC 14496-12 §8.8.3 trex: the defaults a tfhd/trun may leave out, from the moov's mvex,
+ * written into the matching tracks. Throws ParseError for a corrupt mvex.
+ */
+export function applyTrexDefaults(b: Uint8Array, moov: BoxHeader, tracks: TrexDefaults[]): void {
+  const h = newBoxHeader();
+  const sub = newBoxHeader();
+  if (!findBox(b, moov.body, moov.end, T.mvex, h)) return;
+  for (let pos = h.body; pos < h.end; pos = sub.end) {
+    if (readBoxHeader(b, pos, h.end, sub) !== BOX_OK) throw new ParseError('bad box in mvex', pos);
+    if (sub.type !== T.trex) continue;
+    const c = new BoxCursor(b, sub.body, sub.end);
+    c.skip(4); // version and flags
+    const id = c.u32();
+    const t = tracks.find((x) => x.trackId === id);
+    c.skip(4); // default_sample_description_index
+    const d = c.u32(), sz = c.u32(), f = c.u32();
+    if (t) {
+      t.defaultDuration = d;
+      t.defaultSize = sz;
+      t.defaultFlags = f;
+    }
   }
 }
 
