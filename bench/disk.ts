@@ -72,7 +72,7 @@ function makeMethod(m: Method): Maker {
   }
   if (m === 'portable') {
     const w = new PortableWriter();
-    return { open: (p) => segmentSink(w.open(p)), drain: async () => {}, finish: async () => {} };
+    return { open: (p) => segmentSink(w.open(p)), drain: () => w.drain(), finish: async () => {} };
   }
   if (m === 'bun-write') {
     return {

@@ -229,7 +229,7 @@ export function createSegmentWriter(
   problem: (message: string) => void,
   onError: (err: SegmentWriteError) => void,
 ): SegmentWriter {
-  if (kind !== 'native') return new PortableWriter();
+  if (kind !== 'native') return new PortableWriter(onError);
   const options: NativeWriterOptions = { directIo: true, ...writerOptions };
   try {
     return new NativeWriter({
@@ -239,6 +239,6 @@ export function createSegmentWriter(
     });
   } catch (err) {
     problem(`native writer failed in this worker, recording with the portable writer: ${(err as Error).message}`);
-    return new PortableWriter();
+    return new PortableWriter(onError);
   }
 }

@@ -1,7 +1,7 @@
 // The segment-file writer interface the per-stream pipeline writes through, and the
 // portable implementation (positional writev per fragment, no addon needed). The native
 // implementation (io_uring, O_DIRECT) is workers/writer-native.ts.
-import { closeSync, fdatasyncSync, ftruncateSync, mkdirSync, openSync, writevSync } from 'node:fs';
+import { close, closeSync, fdatasync, ftruncateSync, mkdirSync, openSync, writevSync } from 'node:fs';
 import { dirname } from 'node:path';
 
 export class SegmentWriteError extends Error {
@@ -46,13 +46,26 @@ export interface SegmentWriter {
 /** Plain positional writes: one writev per appended fragment (parts are never copied). */
 export class PortableWriter implements SegmentWriter {
   readonly kind = 'portable' as const;
+  /** Closes whose fdatasync is still running (off this thread, in libuv's pool). */
+  readonly #closing = new Set<Promise<void>>();
+  readonly #onError: (err: SegmentWriteError) => void;
+
+  /** `onError` hears of a failed fdatasync/close, which happens after close() returned. */
+  constructor(onError: (err: SegmentWriteError) => void = () => {}) {
+    this.#onError = onError;
+  }
+
   open(absPath: string): SegmentFile {
     mkdirSync(dirname(absPath), { recursive: true });
-    return new PortableFile(absPath, openSync(absPath, 'w', 0o644));
+    return new PortableFile(absPath, openSync(absPath, 'w', 0o644), (p) => {
+      this.#closing.add(p);
+      void p.finally(() => this.#closing.delete(p));
+    }, this.#onError);
   }
-  /** Every portable write and close completes before it returns. */
-  drain(): Promise<void> {
-    return Promise.resolve();
+
+  /** Resolves when every close so far has been synced and closed. Writes are synchronous. */
+  async drain(): Promise<void> {
+    while (this.#closing.size > 0) await Promise.all(this.#closing);
   }
 }
 
@@ -63,11 +76,18 @@ class PortableFile implements SegmentFile {
   /** Reused argument array for writevSync; avoids an allocation per fragment. */
   #iov: Uint8Array[] = [];
 
+  #track: (p: Promise<void>) => void;
+  #onError: (err: SegmentWriteError) => void;
+
   constructor(
     readonly path: string,
     fd: number,
+    track: (p: Promise<void>) => void,
+    onError: (err: SegmentWriteError) => void,
   ) {
     this.#fd = fd;
+    this.#track = track;
+    this.#onError = onError;
   }
 
   append(parts: readonly Uint8Array[], count = parts.length): void {
@@ -100,14 +120,29 @@ class PortableFile implements SegmentFile {
     this.size += want;
   }
 
+  /**
+   * Closes the file. With `sync`, fdatasync runs in libuv's thread pool and the descriptor
+   * closes after it: a slow disk (or a stalled NAS) must not stall this worker's ingest.
+   */
   close(sync: boolean): void {
     if (this.#closed) return;
     this.#closed = true;
-    try {
-      if (sync) fdatasyncSync(this.#fd);
-    } finally {
-      closeSync(this.#fd);
+    const fd = this.#fd;
+    if (!sync) {
+      closeSync(fd);
+      return;
     }
+    this.#track(
+      new Promise<void>((resolve) => {
+        fdatasync(fd, (syncErr) => {
+          close(fd, (closeErr) => {
+            const err = syncErr ?? closeErr;
+            if (err) this.#onError(new SegmentWriteError(this.path, this.size, { cause: err }));
+            resolve();
+          });
+        });
+      }),
+    );
   }
 }
 
