@@ -151,23 +151,31 @@ test(`${Number(process.env.RTSP_SOAK_STREAMS ?? 30)} streams from one gst-rtsp-s
   const streams = Object.fromEntries(Array.from({ length: n }, (_, i) => [`s${i + 1}`, cam.url('/cam1')]));
   const e = engineFor(dir, streams, 10);
   await waitFor(() => (e.output().match(/live over TCP/g)?.length ?? 0) >= n, 30_000, `${n} streams live`);
+  type Row = { stream_id: string; state: string; counters: { dropped_frames: number; ring_drops: number; lost_packets: number; frames: number } | null };
+  const snapshot = async () =>
+    new Map((((await (await fetch(`http://127.0.0.1:${e.port}/api/video/streams`)).json()) as { streams: Row[] }).streams).map((r) => [r.stream_id, r]));
+  // The baseline is taken once every client has joined: while gst-rtsp-server's shared
+  // pipeline adds clients, the ones already playing can miss a packet (its artifact, seen
+  // as one RTP sequence gap per early client); the engine is judged on the steady state.
+  await sleep(2_000);
+  const before = await snapshot();
   await sleep(seconds * 1000);
-  const list = ((await (await fetch(`http://127.0.0.1:${e.port}/api/video/streams`)).json()) as {
-    streams: { stream_id: string; state: string; counters: { dropped_frames: number; ring_drops: number; lost_packets: number; frames: number } | null }[];
-  }).streams;
+  const after = await snapshot();
   expect(await e.stop()).toBe(0);
-  expect(list.length).toBe(n);
-  for (const s of list) {
+  expect(after.size).toBe(n);
+  let joinGaps = 0;
+  for (const [id, s] of after) {
+    const b0 = before.get(id)!.counters!;
+    const c = s.counters!;
     expect(s.state).toBe('live');
-    // Zero lost frames: every picture complete, none dropped in the ring or the pipeline
-    // (pictures before a stream's first keyframe are skipped by design, not counted here).
-    expect(s.counters!.dropped_frames).toBe(0);
-    expect(s.counters!.ring_drops).toBe(0);
-    // RTP sequence gaps are reported, not asserted: gst-rtsp-server's shared pipeline skips a
-    // few sequence numbers on clients already playing while others join, with no picture lost.
-    if (s.counters!.lost_packets > 0) console.log(`${s.stream_id}: ${s.counters!.lost_packets} RTP sequence gaps, 0 incomplete pictures`);
-    expect(s.counters!.frames).toBeGreaterThan(seconds * 25 * 0.9);
+    // Zero lost frames over the run: no incomplete picture, nothing dropped in the ring.
+    expect(c.dropped_frames - b0.dropped_frames).toBe(0);
+    expect(c.ring_drops - b0.ring_drops).toBe(0);
+    expect(c.lost_packets - b0.lost_packets).toBe(0);
+    expect(c.frames - b0.frames).toBeGreaterThan(seconds * 25 * 0.9);
+    joinGaps += b0.lost_packets;
   }
+  console.log(`${n} streams x ${seconds} s: 0 pictures dropped; ${joinGaps} RTP sequence gaps in total while the clients joined`);
   for (const id of Object.keys(streams)) {
     const segs = await segmentsOf(dir, id);
     expect(segs.length).toBeGreaterThan(0);
