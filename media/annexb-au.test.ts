@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'bun:test';
-import { findNal, MAX_NALUS_PER_AU, type NalRange } from './annexb.ts';
+import { MAX_NALUS_PER_AU } from './annexb.ts';
 import { AnnexBAuAssembler, splitAccessUnits } from './annexb-au.ts';
 import * as h264 from './h264.ts';
 import * as h265 from './h265.ts';
@@ -8,18 +8,12 @@ import type { VideoCodec } from './types.ts';
 import {
   assertUnchanged, findBox, H264_CASES, H265_CASES, hex, mulberry32, mutate, probePackets, probeStream, randInt,
   randomBytes, videoFixture, videoMp4,
+allNalus,
 } from './testdata/test-helpers.ts';
 
 const ALL = [...H264_CASES, ...H265_CASES];
 const u8 = (...b: number[]) => new Uint8Array(b);
 
-function allNalus(buf: Uint8Array): Uint8Array[] {
-  const out: Uint8Array[] = [];
-  const r: NalRange = { start: 0, end: 0 };
-  let pos = 0;
-  while ((pos = findNal(buf, pos, r)) >= 0) out.push(buf.subarray(r.start, r.end));
-  return out;
-}
 
 interface SeenAu {
   count: number;

@@ -1,23 +1,17 @@
 import { describe, expect, test } from 'bun:test';
 import {
-  findNal, lengthPrefixedSize, MAX_NALUS_PER_AU, type NalRange, SPLIT_TOO_MANY, SPLIT_TRUNCATED,
+  lengthPrefixedSize, MAX_NALUS_PER_AU, SPLIT_TOO_MANY, SPLIT_TRUNCATED,
   splitAnnexB, splitLengthPrefixed, writeLengthPrefixed,
 } from './annexb.ts';
 import {
   assertUnchanged, findBox, H264_CASES, H265_CASES, mulberry32, mutate, naiveNalus, randInt, randomBytes,
   videoFixture, videoMp4,
+allNalus,
 } from './testdata/test-helpers.ts';
 
 const u8 = (...b: number[]) => new Uint8Array(b);
 const list = (nalus: Uint8Array[], n: number) => nalus.slice(0, n).map((v) => [...v]);
 
-function allNalus(buf: Uint8Array): Uint8Array[] {
-  const out: Uint8Array[] = [];
-  const r: NalRange = { start: 0, end: 0 };
-  let pos = 0;
-  while ((pos = findNal(buf, pos, r)) >= 0) out.push(buf.subarray(r.start, r.end));
-  return out;
-}
 
 describe('splitAnnexB', () => {
   test('splits 3- and 4-byte start codes into views', () => {

@@ -4,6 +4,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { findNal, type NalRange } from '../annexb.ts';
 
 const CACHE = join(tmpdir(), 'flux-media-fixtures');
 
@@ -272,5 +273,14 @@ export function traceHeaders(path: string, element: string): number[] {
     const m = re.exec(line);
     if (m) out.push(Number(m[1]));
   }
+  return out;
+}
+
+/** Every NAL unit of an Annex-B buffer, as views (tests only; the codec code reuses arrays). */
+export function allNalus(buf: Uint8Array): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  const r: NalRange = { start: 0, end: 0 };
+  let pos = 0;
+  while ((pos = findNal(buf, pos, r)) >= 0) out.push(buf.subarray(r.start, r.end));
   return out;
 }

@@ -161,6 +161,17 @@ pub(crate) struct FileState {
 }
 
 impl FileState {
+    /// An append refused for this file (`errno`), reported at its current, intact size.
+    pub fn append_error(&self, errno: i32) -> WriteError {
+        WriteError {
+            errno,
+            op: "append",
+            path: self.path.clone(),
+            offset: self.size,
+            size: self.size,
+        }
+    }
+
     pub fn advance_acked(&mut self) {
         while self.ranges.front().is_some_and(|r| r.done) {
             if let Some(r) = self.ranges.pop_front() {

@@ -200,15 +200,8 @@ impl Writer {
                     size: 0,
                 });
             };
-            let closed = |f: &FileState| WriteError {
-                errno: EBADF,
-                op: "append",
-                path: f.path.clone(),
-                offset: f.size,
-                size: f.size,
-            };
             if f.closing.is_some() {
-                return Err(closed(f));
+                return Err(f.append_error(EBADF));
             }
             if let Some(e) = f.error_for_js() {
                 f.delivered = true;
@@ -239,23 +232,11 @@ impl Writer {
             let fill0 = f.cur.as_ref().map_or(f.tail_len, |c| c.fill);
             let need = (fill0 + total).div_ceil(chunk) - usize::from(f.cur.is_some());
             if need > st.pool.capacity() {
-                return Err(WriteError {
-                    errno: ENOBUFS,
-                    op: "append",
-                    path: f.path.clone(),
-                    offset: f.size,
-                    size: f.size,
-                });
+                return Err(f.append_error(ENOBUFS));
             }
             if st.pool.available() >= need {
                 if !st.pool.reserve(need) {
-                    return Err(WriteError {
-                        errno: ENOBUFS,
-                        op: "append",
-                        path: f.path.clone(),
-                        offset: f.size,
-                        size: f.size,
-                    });
+                    return Err(f.append_error(ENOBUFS));
                 }
                 // Take the chunks now, copy without the lock (the submitter and reaper keep
                 // running), then queue the full ones. `busy` keeps flushes off this file.
@@ -322,13 +303,7 @@ impl Writer {
             // The disk is behind: flush what idles in chunks, wait for completions.
             let now = Instant::now();
             if now >= deadline || st.shutdown {
-                return Err(WriteError {
-                    errno: ENOBUFS,
-                    op: "append",
-                    path: f.path.clone(),
-                    offset: f.size,
-                    size: f.size,
-                });
+                return Err(f.append_error(ENOBUFS));
             }
             if !waited {
                 // Once per wait: queue what idles in partial chunks so they come back.
