@@ -106,6 +106,11 @@ export class Metrics {
     else this.#viewers.delete(streamId);
   }
 
+  /** A stream's frames per second over the last sampling window (0 before the first window). */
+  fps(streamId: string): number {
+    return this.#fps.get(streamId)?.fps ?? 0;
+  }
+
   text(): Promise<string> {
     return this.registry.metrics();
   }

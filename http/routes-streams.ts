@@ -36,7 +36,10 @@ export function streamView(e: StreamEntry) {
   };
 }
 
-export function streamRoutes(app: Hono, { engine }: AppContext): void {
+export function streamRoutes(app: Hono, { engine, metrics }: AppContext): void {
+  /** The view plus what the UI's table shows beside the counters: live viewers and measured fps. */
+  const listView = (e: StreamEntry) => ({ ...streamView(e), viewers: engine.live.viewerCount(e.config.stream_id), fps: metrics.fps(e.config.stream_id) });
+
   app.post('/api/video/streams', async (c) => {
     const check = validateStream(await jsonBody(c), engine.config.video.protocols);
     if (!check.ok) throw badRequest(check.field, check.error);
@@ -69,7 +72,7 @@ export function streamRoutes(app: Hono, { engine }: AppContext): void {
     return c.json(streamView(entry), 201);
   });
 
-  app.get('/api/video/streams', (c) => c.json({ streams: [...engine.streams.values()].map(streamView) }));
+  app.get('/api/video/streams', (c) => c.json({ streams: [...engine.streams.values()].map(listView) }));
 
   app.get('/api/video/streams/:id', (c) => {
     const id = streamIdParam(c);
@@ -77,7 +80,7 @@ export function streamRoutes(app: Hono, { engine }: AppContext): void {
     if (e === undefined) throw notFound(`no stream ${id}`);
     const s = engine.index.streamStats(id);
     return c.json({
-      ...streamView(e),
+      ...listView(e),
       recording: { segments: s.count, bytes: s.bytes, first_ms: s.firstStartMs, last_ms: s.lastEndMs },
     });
   });

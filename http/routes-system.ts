@@ -1,6 +1,6 @@
 // System routes: /healthz (always open), /metrics (Prometheus text), /api/video/system (writer,
 // disk, CPU and memory, media workers) for the UI's health page.
-import { cpus, loadavg } from 'node:os';
+import { cpus, freemem, loadavg, totalmem } from 'node:os';
 import type { Hono } from 'hono';
 import type { AppContext } from './app.ts';
 import { diskSpace } from './metrics.ts';
@@ -46,7 +46,7 @@ export function systemRoutes(app: Hono, { engine, metrics }: AppContext): void {
         rss_bytes: mem.rss,
         heap_used_bytes: mem.heapUsed,
       },
-      host: { cpus: cpus().length, load_average: loadavg() },
+      host: { cpus: cpus().length, load_average: loadavg(), mem_total_bytes: totalmem(), mem_free_bytes: freemem() },
       workers: engine.pool.workerLoads().map((w) => ({
         index: w.index, alive: w.alive, streams: w.streams, bytes_per_sec: w.bytesPerSec, ring_fill: w.ringFill,
       })),
