@@ -65,5 +65,10 @@ async function shutdown(signal: string): Promise<void> {
   clearTimeout(force);
   process.exit(0);
 }
+// A stray rejected promise in one stream's code path must not end recording for every camera:
+// log it loudly (it is a bug to fix) and keep running.
+process.on('unhandledRejection', (reason) => {
+  log.error(`unhandled rejection (a bug; the engine keeps running): ${reason instanceof Error ? (reason.stack ?? reason.message) : String(reason)}`);
+});
 process.on('SIGINT', () => void shutdown('SIGINT'));
 process.on('SIGTERM', () => void shutdown('SIGTERM'));

@@ -25,6 +25,12 @@ const SETUP_TIMEOUT_MS = 10_000;
 /** RFC 3550 §6.2: about every 5 s for one receiver. */
 const RR_INTERVAL_MS = 5_000;
 const TICK_MS = 250;
+/**
+ * RTP kept while the media pool is still adding the stream (PLAY can answer first: at
+ * start-up with 100 cameras the pool's reply takes longer than SETUP+PLAY on a LAN). 2 MiB
+ * is 4 s at 4 Mbit/s, more than the first GOP that would otherwise be lost.
+ */
+const EARLY_MAX_BYTES = 2 << 20;
 /** Unsent bytes to the camera (requests, RTCP) before the connection is deemed stuck. */
 const MAX_OUT_QUEUE_BYTES = 256 << 10;
 
@@ -48,7 +54,7 @@ export interface RtspSourceOptions {
 }
 
 type UdpSock = import('bun').udp.Socket<'buffer'>;
-interface UdpPair {
+export interface UdpPair {
   rtp: UdpSock;
   rtcp: UdpSock;
 }
@@ -72,6 +78,10 @@ class Attempt {
   serverRtcp: { host: string; port: number }[] = [];
   handle: StreamHandle | null = null;
   addingStream = false;
+  /** RTP that arrived before the media pool acknowledged the stream (copies; see EARLY_MAX_BYTES). */
+  early: { track: number; ts: number; data: Uint8Array }[] = [];
+  earlyBytes = 0;
+  earlyDropped = 0;
   wallBaseMs = 0;
   startedMs = Date.now();
   playingMs = 0;
@@ -252,6 +262,10 @@ export class RtspSource {
         a.handle = h;
         this.#o.onHandle(h);
         this.#sendRtpInfo(a);
+        for (const p of a.early) h.write(KIND_RTP, p.track, p.ts, p.data);
+        if (a.earlyDropped > 0) log.warn(`stream ${this.#o.streamId}: ${a.earlyDropped} RTP packets dropped before the media pool took the stream`);
+        a.early = [];
+        a.earlyBytes = 0;
       },
       (err: Error) => void this.#fail(a, `media pool refused the stream: ${err.message}`),
     );
@@ -267,7 +281,11 @@ export class RtspSource {
     if (!a.live && a.handle !== null) this.#live(a);
     const st = a.stats[track];
     if (st) st.onPacket((data[2]! << 8) | data[3]!, ((data[4]! << 24) | (data[5]! << 16) | (data[6]! << 8) | data[7]!) >>> 0, now);
-    a.handle?.write(KIND_RTP, track, (now - a.wallBaseMs) >>> 0, data);
+    if (a.handle !== null) a.handle.write(KIND_RTP, track, (now - a.wallBaseMs) >>> 0, data);
+    else if (a.earlyBytes + data.length <= EARLY_MAX_BYTES) {
+      a.early.push({ track, ts: (now - a.wallBaseMs) >>> 0, data: data.slice() }); // start-up only: copies are fine
+      a.earlyBytes += data.length;
+    } else a.earlyDropped++;
   }
 
   #live(a: Attempt): void {
@@ -420,7 +438,12 @@ export class RtspSource {
   }
 }
 
-async function bindUdpPair(range: { min: number; max: number }, onData: (rtcp: boolean, data: Uint8Array) => void): Promise<UdpPair> {
+/** ICMP errors (e.g. port unreachable after a receiver report to a camera whose RTCP port is
+ *  closed) arrive on the socket; without a handler Bun raises them as uncaught errors that end
+ *  the process. They are harmless here: the stream's own no-data timer judges the session. */
+function onSocketError(): void {}
+
+export async function bindUdpPair(range: { min: number; max: number }, onData: (rtcp: boolean, data: Uint8Array) => void): Promise<UdpPair> {
   const first = range.min + (range.min % 2); // RTP on an even port
   const pairs = Math.floor((range.max - first + 1) / 2);
   if (pairs < 1) throw new Error(`the range ${range.min}-${range.max} holds no even/odd port pair`);
@@ -428,8 +451,8 @@ async function bindUdpPair(range: { min: number; max: number }, onData: (rtcp: b
     const port = first + 2 * Math.floor(Math.random() * pairs);
     let rtp: UdpPair['rtp'] | null = null;
     try {
-      rtp = await Bun.udpSocket({ port, socket: { data: (_s, data) => onData(false, data) } });
-      const rtcp = await Bun.udpSocket({ port: port + 1, socket: { data: (_s, data) => onData(true, data) } });
+      rtp = await Bun.udpSocket({ port, socket: { data: (_s, data) => onData(false, data), error: onSocketError } });
+      const rtcp = await Bun.udpSocket({ port: port + 1, socket: { data: (_s, data) => onData(true, data), error: onSocketError } });
       return { rtp, rtcp };
     } catch {
       rtp?.close();
