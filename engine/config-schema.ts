@@ -241,7 +241,26 @@ export const ConfigSchema = z.strictObject(
         domain: digits(10, '3402000000'), // GB/T 28181 §J: the 10-digit SIP domain
         device_id: digits(20, '34020000002000000001'), // 20-digit platform id
         password: str(''),
-      }),
+        // Per-device REGISTER passwords (device id -> password); a device not listed uses `password`.
+        passwords: z
+          .record(z.string().regex(/^[0-9A-Za-z]{1,32}$/), z.string({ error: 'must be a string' }), {
+            error: 'must be a table of device id = "password" (ids of letters and digits, up to 32)',
+          })
+          .default({}),
+        realm: str(''), // digest realm; "" = domain
+        media_ip: str(''), // address put in INVITE SDP for devices to send media to; "" = local_ip, or the first non-loopback IPv4 when local_ip is 0.0.0.0
+        keepalive_interval: intIn(1, 3600, 60), // seconds between a device's Keepalive MESSAGEs (GB/T 28181 default 60)
+        keepalive_timeout_count: intIn(1, 100, 3), // missed keepalives before a device goes offline
+        register_expires_min: intIn(1, 86400, 60), // a REGISTER asking less gets 423 Interval Too Brief
+        register_expires_max: intIn(60, 604800, 7200), // a REGISTER asking more is granted this
+        nonce_lifetime: intIn(5, 86400, 300), // seconds a digest nonce is valid; older ones get stale=true
+        query_timeout_ms: intIn(200, 120000, 10000), // how long to wait for a device's answer (Catalog parts, RecordInfo, INVITE)
+        // Local ports for GB28181 media (engine/gb28181-media.ts): one per live session, UDP or
+        // a TCP passive listener; 1000 ports = 1000 concurrent channels.
+        rtp_port_min: intIn(1024, 65535, 30000),
+        rtp_port_max: intIn(1024, 65535, 30999),
+      }).refine((g) => g.rtp_port_min <= g.rtp_port_max, { error: 'must be at least rtp_port_min', path: ['rtp_port_max'] })
+        .refine((g) => g.register_expires_min <= g.register_expires_max, { error: 'must be at least register_expires_min', path: ['register_expires_max'] }),
       protocols: table({
         rtsp: bool(true),
         rtmp: bool(true),

@@ -8,6 +8,8 @@ import { FileSource, loadClip, SourceError } from './file-source.ts';
 import { RtspSource } from './rtsp-source.ts';
 import { startRtmpIngest } from './rtmp-ingest.ts';
 import type { RtmpServer } from './rtmp-server.ts';
+import { gb28181Enabled, startGb28181, type GbPlatform } from './gb28181-platform.ts';
+import { GbMediaServer, type GbMediaCounters } from './gb28181-media.ts';
 import { IndexDb } from './index-db.ts';
 import { log } from './log.ts';
 import { LiveHub } from './live.ts';
@@ -35,6 +37,8 @@ export interface StreamEntry {
   rtsp: RtspSource | null;
   /** Times the source had to reconnect (RTSP). */
   reconnects: number;
+  /** Packet counters of a GB28181 media session (engine/gb28181-media.ts). */
+  gbMedia?: GbMediaCounters;
 }
 
 export class EngineError extends Error {
@@ -48,8 +52,12 @@ export class Engine {
   readonly pool: MediaPool;
   readonly live: LiveHub;
   readonly snapshots: Snapshots;
+  /** GB28181 media receiver: RTP/PS ports of live sessions (engine/gb28181-media.ts). */
+  readonly gbMedia: GbMediaServer;
   /** The RTMP publish server, when [video.protocols] rtmp is on. */
   rtmp: RtmpServer | null = null;
+  /** The GB28181 platform (SIP server + media sessions), when enabled (engine/gb28181-platform.ts). */
+  gb28181: GbPlatform | null = null;
   readonly writerKind: 'portable' | 'native';
   /** The writer in use and why, as logged at start-up. */
   readonly writerReason: string;
@@ -94,6 +102,7 @@ export class Engine {
     });
     this.live = new LiveHub(this.pool);
     this.snapshots = new Snapshots(index, basePath);
+    this.gbMedia = new GbMediaServer(this); // opens no socket until a live session asks
     this.#pacer = setInterval(() => this.#pace(), PACE_INTERVAL_MS);
     const storage = config.video.storage;
     this.#retention = startRetention({
@@ -136,6 +145,15 @@ export class Engine {
         throw new EngineError(`cannot listen for RTMP on ${config.rtmp.host}:${config.rtmp.port}: ${(err as Error).message}`);
       }
     }
+    if (gb28181Enabled(engine)) {
+      try {
+        engine.gb28181 = await startGb28181(engine);
+      } catch (err) {
+        await engine.stop();
+        const g = config.video.gb28181;
+        throw new EngineError(`cannot listen for GB28181 SIP on ${g.local_ip}:${g.local_port}: ${(err as Error).message}`);
+      }
+    }
     for (const s of config.video.streams) await engine.addStream(s, 'config');
     await engine.restoreApiStreams();
     return engine;
@@ -156,6 +174,13 @@ export class Engine {
         entry.error = 'RTMP is switched off ([video.protocols] rtmp = false)';
       }
       return entry; // 'connecting' until a publisher arrives (engine/rtmp-ingest.ts)
+    }
+    if (cfg.protocol === 'gb28181') {
+      // A GB28181 channel becomes a stream through the live route (gbMedia.open), not here.
+      entry.state = 'stopped';
+      entry.error = 'GB28181 streams are started by POST /api/video/gb28181/devices/{device_id}/channels/{channel_id}/live';
+      log.warn(`stream ${cfg.stream_id}: ${entry.error}`);
+      return entry;
     }
     if (cfg.protocol !== 'file') {
       entry.state = 'stopped';
@@ -239,6 +264,7 @@ export class Engine {
     if (entry === undefined) return false;
     if (entry.rtsp !== null) await entry.rtsp.stop();
     if (entry.config.protocol === 'rtmp') this.rtmp?.disconnect(streamId, 'stream removed');
+    if (entry.config.protocol === 'gb28181') this.gbMedia.streamRemoved(streamId);
     entry.source = null; // stop pacing before the worker drains and closes the segment
     entry.state = 'stopped';
     this.live.closeStream(streamId);
@@ -256,6 +282,8 @@ export class Engine {
       for (const e of this.streams.values()) e.source = null;
       await Promise.all([...this.streams.values()].map((e) => e.rtsp?.stop()));
       await this.rtmp?.stop();
+      await this.gb28181?.stop();
+      await this.gbMedia.stopAll();
       await this.#retention.stop();
       await this.pool.close();
       await this.snapshots.close();

@@ -159,6 +159,8 @@ export class IndexDb {
   private readonly keyframes: Database<KeyframeRecord, SegKey>;
   private readonly streams: Database<StreamRecord, string>;
   private readonly devices: Database<Record<string, unknown>, string>;
+  /** GB28181 channels keyed [device id, channel id] (engine/gb28181-store.ts). */
+  private readonly gbChannels: Database<Record<string, unknown>, [string, string]>;
   private readonly events: Database<Record<string, unknown>, [number, number]>;
   /** Segment writes not yet committed, so point reads and read-modify-write see them. */
   private readonly pending = new Map<string, Pending>();
@@ -177,6 +179,7 @@ export class IndexDb {
     this.keyframes = root.openDB({ name: 'keyframes' });
     this.streams = root.openDB({ name: 'streams' });
     this.devices = root.openDB({ name: 'devices' });
+    this.gbChannels = root.openDB({ name: 'gb28181-channels' });
     this.events = root.openDB({ name: 'events' });
     for (const k of this.events.getKeys({ reverse: true, limit: 1 })) this.eventSeq = (k[1] ?? 0) + 1;
   }
@@ -403,6 +406,19 @@ export class IndexDb {
     return Array.from(this.devices.getRange({}), (e) => ({ id: e.key, rec: e.value }));
   }
   deleteDevice(deviceId: string): Promise<boolean> { this.live(); return this.track(this.devices.remove(checkId(deviceId, 'device id'))); }
+  putGbChannel(deviceId: string, channelId: string, rec: Record<string, unknown>): Promise<boolean> {
+    this.live();
+    return this.track(this.gbChannels.put([checkId(deviceId, 'device id'), checkId(channelId, 'channel id')], rec));
+  }
+  listGbChannels(deviceId: string): Array<{ id: string; rec: Record<string, unknown> }> {
+    this.live();
+    const d = checkId(deviceId, 'device id');
+    return Array.from(this.gbChannels.getRange({ start: [d], end: [d, '\uffff'] }), (e) => ({ id: e.key[1], rec: e.value }));
+  }
+  deleteGbChannel(deviceId: string, channelId: string): Promise<boolean> {
+    this.live();
+    return this.track(this.gbChannels.remove([checkId(deviceId, 'device id'), checkId(channelId, 'channel id')]));
+  }
 
   // ---- events ----
 

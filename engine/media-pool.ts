@@ -3,6 +3,7 @@
 // is restarted and its streams are re-added.
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { Piscina } from 'piscina';
+import { STATS_FIELDS } from '../workers/control.ts';
 import type { WorkerInit, AddStream, FromWorker, InputFormat, KeyframeData, KeyframeEvent, KeyframeReply, Reply, SegmentClosed, SegmentOpened, StreamProblem, ToWorker, WriterKind } from '../workers/control.ts';
 import { MAX_RECORD_BYTES } from '../workers/ring-format.ts';
 import { createRing, RingConsumer, RingProducer, type RecordHandler } from '../workers/ring.ts';
@@ -59,13 +60,15 @@ export interface StreamCounters {
   previewDrops: number;
   /** RTP packets seen missing (sequence gaps) since the stream was added. */
   lostPackets: number;
+  /** Times the stream's container demuxer (MPEG-PS) lost sync and scanned for the next pack. */
+  resyncs: number;
 }
 
 /** What an ingest adapter holds to feed a stream. */
 export class StreamHandle {
   /** Preview requested (re-applied when the worker restarts). */
   previewOn = false;
-  readonly counters: StreamCounters = { bytesIn: 0, frames: 0, droppedFrames: 0, ringDrops: 0, bytesPerSec: 0, previewDrops: 0, lostPackets: 0 };
+  readonly counters: StreamCounters = { bytesIn: 0, frames: 0, droppedFrames: 0, ringDrops: 0, bytesPerSec: 0, previewDrops: 0, lostPackets: 0, resyncs: 0 };
   constructor(
     readonly slot: number,
     readonly spec: StreamSpec,
@@ -308,7 +311,7 @@ export class MediaPool {
       case 'keyframe-reply':
         return this.#onReply(w, m);
       case 'stats':
-        for (let i = 0; i + 5 < m.slots.length; i += 6) {
+        for (let i = 0; i + STATS_FIELDS <= m.slots.length; i += STATS_FIELDS) {
           const h = w.streams.get(m.slots[i]!);
           if (h === undefined) continue;
           const c = h.counters;
@@ -318,6 +321,7 @@ export class MediaPool {
           c.droppedFrames = m.slots[i + 3]!;
           c.previewDrops = m.slots[i + 4]!;
           c.lostPackets = m.slots[i + 5]!;
+          c.resyncs = m.slots[i + 6]!;
         }
         return;
       default:

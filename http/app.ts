@@ -13,6 +13,7 @@ import { snapshotRoutes } from './routes-snapshots.ts';
 import { streamRoutes } from './routes-streams.ts';
 import { systemRoutes } from './routes-system.ts';
 import { unavailableRoutes } from './routes-unavailable.ts';
+import { gb28181Routes } from './routes-gb28181.ts';
 import { uiRoutes } from './routes-ui.ts';
 
 /** What route modules share: the engine, the metrics registry (setViewers), cached recording reads. */
@@ -25,7 +26,7 @@ export interface AppContext {
 export type RouteModule = (app: Hono, ctx: AppContext) => void;
 
 /** Registered in this order; more specific paths of one prefix must not be shadowed by earlier ones. */
-export const ROUTE_MODULES: readonly RouteModule[] = [systemRoutes, streamRoutes, liveRoutes, snapshotRoutes, recordingRoutes, playbackRoutes, unavailableRoutes, uiRoutes];
+export const ROUTE_MODULES: readonly RouteModule[] = [systemRoutes, streamRoutes, liveRoutes, snapshotRoutes, recordingRoutes, playbackRoutes, gb28181Routes, unavailableRoutes, uiRoutes];
 
 export interface AppOptions {
   /** Modules added after the built-in ones. */

@@ -7,7 +7,7 @@ import type { Engine, StreamEntry } from '../engine/engine.ts';
 /** fps is measured over this window by a background sampler (unref'd: never keeps the process up). */
 const FPS_WINDOW_MS = 1000;
 
-type StreamCounter = 'bytes' | 'frames' | 'dropped' | 'ringDrops' | 'lost' | 'reconnects';
+type StreamCounter = 'bytes' | 'frames' | 'dropped' | 'ringDrops' | 'lost' | 'reconnects' | 'resyncs' | 'ssrcMismatches';
 
 /** A counter field a source may not have yet (RTSP fills lostPackets/reconnects when it lands). */
 function optionalCount(e: StreamEntry, key: string): number {
@@ -54,6 +54,8 @@ export class Metrics {
       ringDrops: ['flux_stream_ring_drops_total', 'Records dropped because the worker ring was full', (e) => c(e)?.ringDrops ?? 0],
       lost: ['flux_stream_lost_packets_total', 'RTP packets lost per stream (0 for file sources)', (e) => optionalCount(e, 'lostPackets')],
       reconnects: ['flux_stream_reconnects_total', 'Source reconnects per stream', (e) => optionalCount(e, 'reconnects')],
+      resyncs: ['flux_stream_resyncs_total', 'Times the container demuxer (MPEG-PS of GB28181) lost sync per stream', (e) => c(e)?.resyncs ?? 0],
+      ssrcMismatches: ['flux_stream_ssrc_mismatches_total', 'RTP packets dropped for an unexpected SSRC per stream (GB28181)', (e) => e.gbMedia?.ssrcMismatches ?? 0],
     };
     for (const [name, help, pick] of Object.values(picks)) counter(name, help, pick);
     gauge('flux_stream_fps', `Frames per second per stream, over ${FPS_WINDOW_MS} ms`, (e) => this.#fps.get(e.config.stream_id)?.fps ?? 0);

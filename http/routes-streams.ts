@@ -29,10 +29,24 @@ export function streamView(e: StreamEntry) {
           dropped_frames: c.droppedFrames,
           ring_drops: c.ringDrops,
           lost_packets: c.lostPackets,
+          resyncs: c.resyncs,
           preview_drops: c.previewDrops,
           bitrate_bps: c.bytesPerSec * 8,
         }
       : null,
+    ...(e.gbMedia
+      ? {
+          gb28181_media: {
+            port: e.gbMedia.port,
+            transport: e.gbMedia.transport,
+            ssrc: e.gbMedia.ssrc,
+            packets: e.gbMedia.packets,
+            bytes: e.gbMedia.bytes,
+            ssrc_mismatches: e.gbMedia.ssrcMismatches,
+            bad_packets: e.gbMedia.badPackets,
+          },
+        }
+      : {}),
   };
 }
 
@@ -41,7 +55,11 @@ export function streamRoutes(app: Hono, { engine, metrics }: AppContext): void {
   const listView = (e: StreamEntry) => ({ ...streamView(e), viewers: engine.live.viewerCount(e.config.stream_id), fps: metrics.fps(e.config.stream_id) });
 
   app.post('/api/video/streams', async (c) => {
-    const check = validateStream(await jsonBody(c), engine.config.video.protocols);
+    const body = await jsonBody(c);
+    if ((body as { protocol?: unknown } | null)?.protocol === 'gb28181') {
+      throw badRequest('protocol', 'GB28181 channels are streamed with POST /api/video/gb28181/devices/{device_id}/channels/{channel_id}/live, not created here');
+    }
+    const check = validateStream(body, engine.config.video.protocols);
     if (!check.ok) throw badRequest(check.field, check.error);
     const cfg = check.stream;
     const existing = engine.streams.get(cfg.stream_id);

@@ -174,10 +174,10 @@ describe('recordings', () => {
 });
 
 describe('not yet available', () => {
-  test('GB28181 and analyze routes answer 501 with a message', async () => {
-    expect(await expectError(await api('/api/video/gb28181/devices'), 501)).toMatch(/GB28181/);
-    await expectError(await api('/api/video/gb28181/devices/34020000001320000001/ptz', { method: 'POST', json: { command: 'up', speed: 100 } }), 501);
-    await expectError(await api('/api/video/gb28181/devices/34020000001320000001/playback', { method: 'POST', json: {} }), 501);
+  test('GB28181 routes answer 503 while GB28181 is off; analyze answers 501', async () => {
+    expect(await expectError(await api('/api/video/gb28181/devices'), 503)).toMatch(/GB28181 is not enabled/);
+    await expectError(await api('/api/video/gb28181/devices/34020000001320000001/ptz', { method: 'POST', json: { command: 'up', speed: 100 } }), 503);
+    await expectError(await api('/api/video/gb28181/devices/34020000001320000001/playback', { method: 'POST', json: {} }), 503);
     await expectError(await api('/api/video/analyze/cam1', { method: 'POST', json: { features: ['fire'] } }), 501);
     await expectError(await api('/api/video/analyze/nope', { method: 'POST', json: {} }), 404);
   });

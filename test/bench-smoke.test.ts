@@ -21,3 +21,38 @@ test('bench/ring-throughput.ts --short runs', async () => {
   const out = await run([BUN, join(ROOT, 'bench/ring-throughput.ts'), '--short'], { cwd: ROOT });
   expect(out).toMatch(/records\/s|MB\/s/);
 }, 60_000);
+
+test('bench/ps-demux.ts --short runs and every picture comes out', async () => {
+  const out = await run([BUN, join(ROOT, 'bench/ps-demux.ts'), '--short'], { cwd: ROOT });
+  expect(out).toMatch(/worker input .* MB\/s/);
+}, 60_000);
+
+// The load runner's short mode: simulator, engine and the floor recorder for real, 5 cameras
+// for a few seconds; asserts the harness works (JSON shape, frames recorded, files valid),
+// never its figures. 720p keeps the simulator's first-use clip quick to make.
+test('bench/run.ts records 5 simulated cameras and reports flux and floor in the JSON shape', async () => {
+  const dir = tempDir('bench-run');
+  const json = join(dir, 'run.json');
+  const out = await run(
+    [BUN, join(ROOT, 'bench/run.ts'), '--cameras', '5', '--duration', '5', '--bitrate', '2M', '--resolution', '720', '--compare', 'floor', '--viewers', '2', '--json', json, '--report', 'smoke'],
+    { cwd: ROOT },
+  );
+  expect(out).toContain('| flux');
+  const r = JSON.parse(readFileSync(json, 'utf8')) as { runs: Record<string, unknown>[]; ratios: { cpu: number | null; rss: number | null } };
+  expect(Object.keys(r.ratios)).toEqual(expect.arrayContaining(['cpu', 'rss']));
+  expect(r.runs.map((x) => x.system)).toEqual(['flux', 'floor']);
+  const keys = ['system', 'cameras', 'bitrate', 'cpu_pct', 'rss_mb', 'peak_rss_mb', 'frames_sent', 'frames_recorded', 'frames_lost', 'segments_bad', 'latency_p99_ms', 'startup_ms'];
+  for (const x of r.runs) {
+    for (const k of keys) expect(x).toHaveProperty(k);
+    expect(x.cameras).toBe(5);
+    expect(x.frames_sent as number).toBeGreaterThan(0);
+    expect(x.frames_recorded as number).toBeGreaterThan(0);
+    expect(x.segments_bad).toBe(0);
+    expect(x.segments_checked as number).toBeGreaterThan(0);
+  }
+  const flux = r.runs[0]!;
+  expect((flux.latency_ms as { samples: number }).samples).toBeGreaterThan(0); // the SEI send time reached the viewer
+  expect(typeof flux.startup_ms).toBe('number');
+  expect(existsSync(join(ROOT, 'bench/results/smoke.md'))).toBe(true);
+  expect(readFileSync(join(ROOT, 'bench/results/smoke-cpu.svg'), 'utf8')).toStartWith('<svg');
+}, 120_000);

@@ -42,8 +42,18 @@ export interface RtpInputSpec {
   tracks: RtpTrackSpec[];
 }
 
+/**
+ * GB28181 media: RTP packets whose payload is an MPEG program stream (workers/input-ps.ts).
+ * Records are KIND_RTP (whole packets, flags 0); the main thread has checked the SSRC.
+ */
+export interface PsRtpInputSpec {
+  kind: 'ps-rtp';
+  /** UDP may reorder (a reorder window is kept); TCP (RFC 4571) never does. */
+  transport: 'udp' | 'tcp';
+}
+
 /** Where the bytes of a stream's input records come from; picks the input adapter once. */
-export type InputFormat = { kind: 'annexb'; codec: VideoCodec } | RtpInputSpec | { kind: 'flv' };
+export type InputFormat = { kind: 'annexb'; codec: VideoCodec } | RtpInputSpec | { kind: 'flv' } | PsRtpInputSpec;
 
 export interface TrackSpec {
   kind: 'video' | 'audio';
@@ -160,9 +170,13 @@ export interface StreamProblem {
   message: string;
 }
 
+/** Numbers per slot in StreamStats.slots. */
+export const STATS_FIELDS = 7;
+
 export interface StreamStats {
   type: 'stats';
-  /** Per slot: [slot, bytesIn, frames, droppedFrames, previewDrops, lostPackets] flattened. */
+  /** Per slot: [slot, bytesIn, frames, droppedFrames, previewDrops, lostPackets, resyncs] flattened
+   *  (STATS_FIELDS numbers each; resyncs: times a PS demuxer lost sync, 0 for other inputs). */
   slots: number[];
 }
 

@@ -23,6 +23,8 @@ export interface StreamInput {
   push(kind: number, flags: number, ts: number, payload: Uint8Array): void;
   /** Packets seen missing (RTP sequence gaps), for the lost-packets counter. */
   readonly lostPackets: number;
+  /** Times a container demuxer lost sync (MPEG-PS); absent for the other inputs. */
+  readonly resyncs?: number;
 }
 
 /** Converts ms to ticks of `timescale` with integer maths. */

@@ -208,7 +208,7 @@ class MediaWorker {
     for (let s = 0; s < this.#pipes.length; s++) {
       const p = this.#pipes[s];
       if (p == null) continue;
-      slots.push(s, p.counters.bytesIn, p.counters.frames, p.counters.droppedFrames, p.previewDrops, p.lostPackets);
+      slots.push(s, p.counters.bytesIn, p.counters.frames, p.counters.droppedFrames, p.previewDrops, p.lostPackets, p.resyncs); // STATS_FIELDS
     }
     this.#send({ type: 'stats', slots });
   }

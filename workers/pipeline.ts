@@ -8,6 +8,7 @@ import type { AddStream, InputFormat, KeyframeData, KeyframeEvent, SegmentClosed
 import type { InputSink, StreamInput } from './input.ts';
 import { AnnexbInput } from './input-annexb.ts';
 import { FlvInput } from './input-flv.ts';
+import { PsRtpInput } from './input-ps.ts';
 import { RtpInput } from './input-rtp.ts';
 import { PreviewMuxer } from './preview.ts';
 import type { RingProducer } from './ring.ts';
@@ -44,6 +45,8 @@ function createInput(f: InputFormat, sink: InputSink): StreamInput {
       return new RtpInput(f, sink);
     case 'flv':
       return new FlvInput(sink);
+    case 'ps-rtp':
+      return new PsRtpInput(f, sink);
   }
 }
 
@@ -112,6 +115,10 @@ export class StreamPipeline implements InputSink {
 
   get lostPackets(): number {
     return this.#input.lostPackets;
+  }
+
+  get resyncs(): number {
+    return this.#input.resyncs ?? 0;
   }
 
   // InputSink

@@ -105,14 +105,17 @@ export const KIND_ANNEXB_AU = 1;
 export const ANNEXB_CTS_BYTES = 4;
 /** main -> worker: one RTP packet (RFC 3550 §5.1, whole packet from the version byte).
  *  flags: the track index within the stream (0..255). ts: arrival time in ms since the
- *  stream's wall-clock base (AddStream.wallBaseMs), low 32 bits. */
+ *  stream's wall-clock base (AddStream.wallBaseMs), low 32 bits. Also GB28181 media
+ *  (input 'ps-rtp'): the payload is MPEG-PS, flags 0; the worker needs the sequence number
+ *  for its reorder window and loss detection, so the whole packet travels. */
 export const KIND_RTP = 2;
 /** main -> worker: one FLV tag (11-byte tag header with the publisher's timestamp, then the
  *  body; no PreviousTagSize), from RTMP. flags: FLAG_KEYFRAME when the tag is a video
  *  keyframe. ts: arrival time in ms since the stream's wall-clock base, low 32 bits. */
 export const KIND_FLV_TAG = 3;
 /** main -> worker: the payload of one RTP packet carrying MPEG-PS (GB28181, RTP header
- *  stripped). flags: FLAG_MARKER when the RTP marker bit was set. ts: the RTP timestamp. */
+ *  stripped). flags: FLAG_MARKER when the RTP marker bit was set. ts: the RTP timestamp.
+ *  Reserved, unused: GB28181 media travels as KIND_RTP (see there). */
 export const KIND_PS_PAYLOAD = 4;
 /** worker -> main: one msgpack-encoded event record (segment open/close, keyframe, error).
  *  flags: 0. ts: worker's wall-clock ms, low 32 bits. */
