@@ -4,7 +4,7 @@
 // a later REGISTER still succeeds).
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { join } from 'node:path';
-import { makeClip, sleep, startEngine, tempDir, waitFor, type EngineProcess } from './helpers.ts';
+import { makeClip, sleep, startEngine, tempDir, waitFor, type EngineProcess, freeUdpTcpPort } from './helpers.ts';
 import { mulberry32, mutate } from '../media/testdata/test-helpers.ts';
 import { authorizationFor } from '../protocols/sip/digest.ts';
 
@@ -16,26 +16,11 @@ const dir = tempDir('gbsipp');
 let engine: EngineProcess;
 let sipPort = 0;
 
-/** A port free for both UDP and TCP on 127.0.0.1. */
-async function freeSipPort(): Promise<number> {
-  for (let i = 0; i < 20; i++) {
-    const port = 20_000 + Math.floor(Math.random() * 20_000);
-    try {
-      const l = Bun.listen({ hostname: '127.0.0.1', port, socket: { data() {} } });
-      const u = await Bun.udpSocket({ hostname: '127.0.0.1', port });
-      u.close();
-      l.stop(true);
-      return port;
-    } catch { /* taken: try another */ }
-  }
-  throw new Error('no free port');
-}
-
 async function sipp(scenario: string, device: string, password: string, transport: 'u1' | 't1' = 'u1'): Promise<{ code: number; out: string }> {
   const p = Bun.spawn([
     SIPP, '-sf', join(SCENARIOS, scenario), '-t', transport, '-m', '1', '-timeout', '10s', '-timeout_error', '-nostdin',
     '-key', 'device', device, '-key', 'platform', PLATFORM, '-key', 'domain', DOMAIN, '-au', device, '-ap', password,
-    '-i', '127.0.0.1', '-p', String(await freeSipPort()), `127.0.0.1:${sipPort}`,
+    '-i', '127.0.0.1', '-p', String(await freeUdpTcpPort()), `127.0.0.1:${sipPort}`,
   ], { cwd: dir, stdout: 'pipe', stderr: 'pipe', stdin: 'ignore' });
   const kill = setTimeout(() => p.kill(), 15_000);
   const [out, err, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
@@ -73,7 +58,7 @@ const MALFORMED: [string, string][] = [
 ];
 
 beforeAll(async () => {
-  sipPort = await freeSipPort();
+  sipPort = await freeUdpTcpPort();
   const clip = await makeClip(join(dir, 'clips'), { codec: 'h264', width: 320, height: 180, fps: 25, seconds: 4 });
   engine = startEngine(dir, `[video.storage]
 base_path = "${dir}/data"

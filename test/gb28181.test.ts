@@ -7,7 +7,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { SimDevice } from '../bench/gb28181-device.ts';
 import { gbTime } from '../protocols/gb28181/commands.ts';
-import { decodeErrors, makeClip, probe, sleep, startEngine, tempDir, waitFor, type EngineProcess } from './helpers.ts';
+import { decodeErrors, makeClip, probe, sleep, startEngine, tempDir, waitFor, type EngineProcess, freeUdpTcpPort } from './helpers.ts';
 
 const dir = tempDir('gb');
 const A = '34020000001320000011';
@@ -19,20 +19,6 @@ let toml = '';
 const devices: SimDevice[] = [];
 let clip264 = '';
 let clip265 = '';
-
-async function freePort(): Promise<number> {
-  for (let i = 0; i < 20; i++) {
-    const port = 20_000 + Math.floor(Math.random() * 20_000);
-    try {
-      const l = Bun.listen({ hostname: '127.0.0.1', port, socket: { data() {} } });
-      const u = await Bun.udpSocket({ hostname: '127.0.0.1', port });
-      u.close();
-      l.stop(true);
-      return port;
-    } catch { /* taken */ }
-  }
-  throw new Error('no free port');
-}
 
 const url = (p: string) => `http://127.0.0.1:${engine.port}/api/video/gb28181${p}`;
 async function call(method: string, p: string, body?: unknown): Promise<{ status: number; json: any }> {
@@ -81,7 +67,7 @@ async function liveRecorded(dev: SimDevice, transport: 'udp' | 'tcp', codec: str
 }
 
 beforeAll(async () => {
-  sipPort = await freePort();
+  sipPort = await freeUdpTcpPort();
   const rtp = 40_000 + Math.floor(Math.random() * 20_000);
   clip264 = await makeClip(join(dir, 'clips'), { codec: 'h264', width: 320, height: 180, fps: 25, seconds: 4, gop: 25 });
   clip265 = await makeClip(join(dir, 'clips'), { codec: 'h265', width: 320, height: 180, fps: 25, seconds: 4, gop: 25 });

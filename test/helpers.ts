@@ -12,6 +12,21 @@ export function tempDir(prefix: string): string {
   return mkdtempSync(join(tmpdir(), `flux-${prefix}-`));
 }
 
+/** A port free for both UDP and TCP on 127.0.0.1 (SIP listens on both). */
+export async function freeUdpTcpPort(): Promise<number> {
+  for (let i = 0; i < 20; i++) {
+    const port = 20_000 + Math.floor(Math.random() * 20_000);
+    try {
+      const l = Bun.listen({ hostname: '127.0.0.1', port, socket: { data() {} } });
+      const u = await Bun.udpSocket({ hostname: '127.0.0.1', port });
+      u.close();
+      l.stop(true);
+      return port;
+    } catch { /* taken: try another */ }
+  }
+  throw new Error('no free port');
+}
+
 export interface ClipOptions {
   codec: 'h264' | 'h265';
   width?: number;
