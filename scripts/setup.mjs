@@ -22,6 +22,7 @@ const TEST_PACKAGES = [
   // gst-rtsp-server as an RTSP camera (test/peers/rtsp-camera.py, run with Debian's python3)
   'gstreamer1.0-tools', 'gstreamer1.0-plugins-base', 'gstreamer1.0-plugins-good', 'gstreamer1.0-plugins-bad',
   'gstreamer1.0-plugins-ugly', 'gstreamer1.0-libav', 'gstreamer1.0-x', 'gir1.2-gst-rtsp-server-1.0', 'python3-gi',
+  'fonts-wqy-microhei', // CJK glyphs for GB28181 channel names in the UI screenshots (Chromium)
   'sip-tester', // sipp: an independent SIP peer for GB28181 REGISTER/digest and malformed-message tests
 ];
 

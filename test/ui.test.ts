@@ -7,7 +7,8 @@ import { afterAll, beforeAll, expect, test } from 'bun:test';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
-import { makeClip, probe, ROOT, sleep, startEngine, tempDir, waitFor, type EngineProcess } from './helpers.ts';
+import { SimDevice } from '../bench/gb28181-device.ts';
+import { freeUdpTcpPort, makeClip, probe, ROOT, sleep, startEngine, tempDir, waitFor, type EngineProcess } from './helpers.ts';
 
 const ARTIFACTS = join(ROOT, 'test/artifacts/ui');
 const GOP_MS = 2000; // makeClip's default GOP: 2 s
@@ -21,6 +22,9 @@ let guarded: EngineProcess;
 let browser: Browser;
 let clip: string;
 let base: string;
+/** A simulated GB28181 camera registered to engine `a` (the devices page and its PTZ pad). */
+let device: SimDevice;
+const DEVICE_ID = '34020000001320000031';
 /** Wall times (ms) at which the gap stream was removed and added again. */
 let gapRun: Promise<{ removedAt: number; readdedAt: number }>;
 
@@ -47,7 +51,11 @@ beforeAll(async () => {
     `[[video.streams]]\nstream_id = "${id}"\nprotocol = "file"\nsource_url = "file://${clip}"\n`;
   mkdirSync(join(dir, 'a'));
   mkdirSync(join(dir, 'b'));
-  engine = startEngine(join(dir, 'a'), config('a', 'cam'));
+  const sipPort = await freeUdpTcpPort();
+  const rtp = 40_000 + Math.floor(Math.random() * 20_000);
+  const gb28181 = `[video.gb28181]\nenabled = true\nlocal_ip = "127.0.0.1"\nlocal_port = ${sipPort}\npassword = "pw"\n` +
+    `rtp_port_min = ${rtp}\nrtp_port_max = ${rtp + 20}\n`;
+  engine = startEngine(join(dir, 'a'), config('a', 'cam') + gb28181);
   guarded = startEngine(join(dir, 'b'), config('b', 'tok'), { FLUX_HTTP_TOKEN: TOKEN });
   const launched = chromium.launch({
     executablePath: '/usr/bin/chromium',
@@ -56,6 +64,8 @@ beforeAll(async () => {
   });
   await Promise.all([engine.waitForLog(/FLUX video ready/), guarded.waitForLog(/FLUX video ready/)]);
   base = `http://127.0.0.1:${engine.port}`;
+  device = new SimDevice({ platformHost: '127.0.0.1', platformPort: sipPort, deviceId: DEVICE_ID, password: 'pw', channels: 2, clipPath: clip, codec: 'h264' });
+  expect(await device.start()).toBe(200);
   expect((await addStream('gapcam')).status).toBe(201);
   // The gap: recorded for 4 s, removed through the API for 10 s, added again under the same id.
   gapRun = (async () => {
@@ -72,6 +82,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await gapRun?.catch(() => undefined);
+  await device?.stop().catch(() => {});
   await browser?.close();
   await Promise.all([engine?.stop('SIGKILL'), guarded?.stop('SIGKILL')]);
 });
@@ -218,22 +229,45 @@ test('grid, snapshots, system and GB28181 pages render what the API says', async
   expect(await page.locator('[data-testid=writer-kind]').textContent()).toBe(health.writer);
   await shot(page, 'system');
 
-  await page.goto(`${base}/devices`);
-  const gb = await api('/api/video/gb28181/devices');
-  if ([501, 404, 503].includes(gb.status)) {
-    await page.locator('[data-testid=gb-disabled]', { hasText: 'GB28181 not enabled' }).waitFor({ timeout: 5_000 });
-  } else {
-    expect(gb.status).toBe(200);
-    await page.locator('[data-testid=devices] table, [data-testid=devices] p').first().waitFor({ timeout: 5_000 });
-  }
-  await shot(page, 'devices');
-
   await page.goto(`${base}/snapshots/cam`);
   await page.locator('.snap-now img').waitFor({ timeout: 5_000 });
   await page.waitForFunction(() => (document.querySelector('.snap-now img') as HTMLImageElement | null)?.naturalWidth ?? 0 > 0, null, { timeout: 10_000 });
   await shot(page, 'snapshots');
   await page.close();
 }, 40_000);
+
+test('GB28181 page: a registered device and its channels; the PTZ pad moves the camera; watch starts its live view', async () => {
+  const page = await newPage();
+  await page.goto(`${base}/devices`);
+  const ch = device.channelId(1);
+  await page.locator(`[data-device="${DEVICE_ID}"]`, { hasText: 'online' }).waitFor({ timeout: 10_000 });
+  await page.locator('[data-testid=devices] tr.sub', { hasText: ch }).waitFor({ timeout: 10_000 });
+  await page.locator('tr.sub', { hasText: ch }).getByRole('button', { name: 'PTZ' }).click();
+  await page.locator('.ptz-pad button[title=up]').click();
+  await page.locator('[role=status]', { hasText: 'up sent' }).waitFor({ timeout: 5_000 });
+  await page.locator('.ptz-pad button[title=stop]').click();
+  await waitFor(() => device.ptz.length >= 2, 5_000, 'PTZ commands at the device');
+  expect(device.ptz.map((p) => p.command)).toEqual(['up', 'stop']);
+  expect(device.ptz[0]!.tiltSpeed).toBe(128);
+  await shot(page, 'gb28181');
+  await page.locator(`[data-start-live="${ch}"]`).click();
+  await page.waitForURL(/\/live\/gb_/, { timeout: 10_000 });
+  await page.waitForFunction(() => ((document.querySelector('video') as HTMLVideoElement | null)?.currentTime ?? 0) > 0.5, null, { timeout: 15_000 });
+  expect((await api(`/api/video/gb28181/devices/${DEVICE_ID}/channels/${ch}/live`, { method: 'DELETE' })).status).toBeLessThan(300);
+  await page.close();
+}, 40_000);
+
+test('the GB28181 page says so when GB28181 is not enabled', async () => {
+  // The guarded engine runs without [video.gb28181]: the API answers 503 and the page says why.
+  const gbase = `http://127.0.0.1:${guarded.port}`;
+  expect((await fetch(`${gbase}/api/video/gb28181/devices?token=${TOKEN}`)).status).toBe(503);
+  const page = await newPage();
+  await page.goto(`${gbase}/login`);
+  await page.evaluate((t) => sessionStorage.setItem('flux.token', t), TOKEN);
+  await page.goto(`${gbase}/devices`);
+  await page.locator('[data-testid=gb-disabled]', { hasText: 'GB28181 not enabled' }).waitFor({ timeout: 5_000 });
+  await page.close();
+}, 20_000);
 
 test('playback from a timeline click runs about 4x at 4x, seeks within a GOP, and exports a range', async () => {
   // Enough recorded (closed segments: what playback serves) to run 4x for a few seconds.

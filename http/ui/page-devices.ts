@@ -50,13 +50,42 @@ function ptzPad(deviceId: string, channelId: string): HTMLElement {
     h('label', {}, 'speed ', speed), ' ', msg);
 }
 
-export const devicesPage: Page = ({ root, setTitle }) => {
+export const devicesPage: Page = ({ root, setTitle, navigate }) => {
   setTitle('GB28181');
   const body = h('div', { 'data-testid': 'devices' }, h('p', { class: 'muted' }, 'loading…'));
   const pad = h('div', { class: 'ptz-slot' });
   root.append(h('div', { class: 'page-head' }, h('h1', {}, 'GB28181 devices')), body, pad);
   let timer: ReturnType<typeof setTimeout> | null = null;
   let gone = false;
+
+  const status = h('p', { class: 'muted', role: 'status' });
+  root.append(status);
+  const liveUrl = (deviceId: string, channelId: string) => `/api/video/gb28181/devices/${enc(deviceId)}/channels/${enc(channelId)}/live`;
+  /** INVITEs the channel (it becomes a recorded stream) and opens its live view. */
+  const startLive = async (deviceId: string, channelId: string) => {
+    status.className = 'muted';
+    status.textContent = `inviting ${channelId}…`;
+    try {
+      const r = await api<{ stream_id: string }>(liveUrl(deviceId, channelId), { method: 'POST' });
+      navigate(`/live/${enc(r.stream_id)}`);
+    } catch (e) {
+      status.className = 'error';
+      status.textContent = e instanceof ApiError ? e.message : String(e);
+    }
+  };
+  /** Sends BYE and ends the channel's stream (its recordings stay). */
+  const stopLive = async (deviceId: string, channelId: string) => {
+    try {
+      await api(liveUrl(deviceId, channelId), { method: 'DELETE' });
+      status.className = 'muted';
+      status.textContent = `${channelId} stopped`;
+      if (timer !== null) clearTimeout(timer);
+      await load();
+    } catch (e) {
+      status.className = 'error';
+      status.textContent = e instanceof ApiError ? e.message : String(e);
+    }
+  };
 
   const load = async () => {
     const r = await apiFetch('/api/video/gb28181/devices');
@@ -82,7 +111,10 @@ export const devicesPage: Page = ({ root, setTitle }) => {
           h('td', {}, h('button', { type: 'button', class: 'link', onclick: () => pad.replaceChildren(ptzPad(d.device_id, d.device_id)) }, 'PTZ'))),
         ...(d.channels ?? []).map((ch) => h('tr', { class: 'sub' },
           h('td', { class: 'mono' }, `  └ ${ch.channel_id}`), h('td', {}, ch.name ?? ''), h('td', {}, ch.status ?? ''), h('td', {}), h('td', {}), h('td', {}),
-          h('td', {}, ch.live_stream_id ? h('a', { href: `/live/${enc(ch.live_stream_id)}` }, 'live') : ''),
+          h('td', {}, ch.live_stream_id
+            ? h('span', {}, h('a', { href: `/live/${enc(ch.live_stream_id)}` }, 'live'), ' ',
+              h('button', { type: 'button', class: 'link', onclick: () => void stopLive(d.device_id, ch.channel_id) }, 'stop'))
+            : h('button', { type: 'button', class: 'link', 'data-start-live': ch.channel_id, disabled: d.status !== 'online', onclick: () => void startLive(d.device_id, ch.channel_id) }, 'watch')),
           h('td', {}, h('button', { type: 'button', class: 'link', onclick: () => pad.replaceChildren(ptzPad(d.device_id, ch.channel_id)) }, 'PTZ')))),
       ]);
       const head = ['Device / channel', 'Name', 'Status', 'Make', 'Address', 'Last seen', 'Channels', ''];
