@@ -99,6 +99,8 @@ class WorkerSlot {
   pending = new Map<number, { resolve(v: unknown): void; reject(e: Error): void; timer: ReturnType<typeof setTimeout> }>();
   restartPause = RESTART_PAUSE_MS;
   alive = false;
+  /** From the worker's last stats message. */
+  writeQueue = 0;
   constructor(readonly index: number) {}
 
   load(): number {
@@ -143,13 +145,14 @@ export class MediaPool {
     return this.#workers.length;
   }
 
-  workerLoads(): { index: number; streams: number; bytesPerSec: number; alive: boolean; ringFill: number }[] {
+  workerLoads(): { index: number; streams: number; bytesPerSec: number; alive: boolean; ringFill: number; writeQueue: number }[] {
     return this.#workers.map((w) => ({
       index: w.index,
       streams: w.streams.size,
       bytesPerSec: w.load(),
       alive: w.alive,
       ringFill: w.producer.fillRatio,
+      writeQueue: w.writeQueue,
     }));
   }
 
@@ -311,6 +314,7 @@ export class MediaPool {
       case 'keyframe-reply':
         return this.#onReply(w, m);
       case 'stats':
+        w.writeQueue = m.writeQueue ?? 0;
         for (let i = 0; i + STATS_FIELDS <= m.slots.length; i += STATS_FIELDS) {
           const h = w.streams.get(m.slots[i]!);
           if (h === undefined) continue;

@@ -84,9 +84,9 @@ export class Metrics {
       },
     });
     new Gauge({
-      name: 'flux_write_queue_depth', help: 'Writes queued to the segment writer (0 for the portable writer, which writes inline)', registers: [register],
+      name: 'flux_write_queue_depth', help: 'Writes staged or in flight in the segment writers (0 for the portable writer, which writes inline)', registers: [register],
       collect() {
-        this.set(0);
+        this.set(engine.pool.workerLoads().reduce((a, w) => a + w.writeQueue, 0));
       },
     });
     new Gauge({

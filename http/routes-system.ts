@@ -29,9 +29,10 @@ export function systemRoutes(app: Hono, { engine, metrics }: AppContext): void {
     }
     const disk = diskSpace(engine.basePath);
     const states = [...engine.streams.values()].map((e) => e.state);
+    const loads = engine.pool.workerLoads();
     return c.json({
       uptime_ms: Date.now() - engine.startedAt,
-      writer: { kind: engine.writerKind, native_status: engine.nativeStatus, queue_depth: 0 },
+      writer: { kind: engine.writerKind, native_status: engine.nativeStatus, queue_depth: loads.reduce((a, w) => a + w.writeQueue, 0) },
       storage: {
         base_path: engine.basePath,
         recorded_bytes: recordedBytes,
@@ -47,8 +48,8 @@ export function systemRoutes(app: Hono, { engine, metrics }: AppContext): void {
         heap_used_bytes: mem.heapUsed,
       },
       host: { cpus: cpus().length, load_average: loadavg(), mem_total_bytes: totalmem(), mem_free_bytes: freemem() },
-      workers: engine.pool.workerLoads().map((w) => ({
-        index: w.index, alive: w.alive, streams: w.streams, bytes_per_sec: w.bytesPerSec, ring_fill: w.ringFill,
+      workers: loads.map((w) => ({
+        index: w.index, alive: w.alive, streams: w.streams, bytes_per_sec: w.bytesPerSec, ring_fill: w.ringFill, write_queue: w.writeQueue,
       })),
       streams: { total: states.length, live: states.filter((s) => s === 'live').length },
     });

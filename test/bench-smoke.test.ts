@@ -27,20 +27,21 @@ test('bench/ps-demux.ts --short runs and every picture comes out', async () => {
   expect(out).toMatch(/worker input .* MB\/s/);
 }, 60_000);
 
-// The load runner's short mode: simulator, engine and the floor recorder for real, 5 cameras
-// for a few seconds; asserts the harness works (JSON shape, frames recorded, files valid),
-// never its figures. 720p keeps the simulator's first-use clip quick to make.
-test('bench/run.ts records 5 simulated cameras and reports flux and floor in the JSON shape', async () => {
+// The load runner's short mode: simulator, engine, ffmpeg-per-camera and the floor recorder
+// for real, 5 cameras for a few seconds each; asserts the harness works (JSON shape, frames
+// recorded, files valid), never its figures. 720p keeps the first-use clip quick to make.
+test('bench/run.ts records 5 simulated cameras and reports flux, ffmpeg and floor in the JSON shape', async () => {
   const dir = tempDir('bench-run');
   const json = join(dir, 'run.json');
   const out = await run(
-    [BUN, join(ROOT, 'bench/run.ts'), '--cameras', '5', '--duration', '5', '--bitrate', '2M', '--resolution', '720', '--compare', 'floor', '--viewers', '2', '--json', json, '--report', 'smoke'],
+    [BUN, join(ROOT, 'bench/run.ts'), '--cameras', '5', '--duration', '4', '--bitrate', '2M', '--resolution', '720', '--compare', 'both', '--viewers', '2', '--json', json, '--report', 'smoke'],
     { cwd: ROOT },
   );
   expect(out).toContain('| flux');
   const r = JSON.parse(readFileSync(json, 'utf8')) as { runs: Record<string, unknown>[]; ratios: { cpu: number | null; rss: number | null } };
   expect(Object.keys(r.ratios)).toEqual(expect.arrayContaining(['cpu', 'rss']));
-  expect(r.runs.map((x) => x.system)).toEqual(['flux', 'floor']);
+  expect(r.runs.map((x) => x.system)).toEqual(['flux', 'ffmpeg', 'floor']);
+  expect(r.ratios.cpu).toBeGreaterThan(0);
   const keys = ['system', 'cameras', 'bitrate', 'cpu_pct', 'rss_mb', 'peak_rss_mb', 'frames_sent', 'frames_recorded', 'frames_lost', 'segments_bad', 'latency_p99_ms', 'startup_ms'];
   for (const x of r.runs) {
     for (const k of keys) expect(x).toHaveProperty(k);

@@ -178,6 +178,8 @@ export interface StreamStats {
   /** Per slot: [slot, bytesIn, frames, droppedFrames, previewDrops, lostPackets, resyncs] flattened
    *  (STATS_FIELDS numbers each; resyncs: times a PS demuxer lost sync, 0 for other inputs). */
   slots: number[];
+  /** Writes staged or in flight in this worker's segment writer (0 for the portable writer, which writes inline). */
+  writeQueue?: number;
 }
 
 export type FromWorker = Reply | KeyframeReply | KeyframeEvent | SegmentOpened | SegmentClosed | StreamProblem | StreamStats;

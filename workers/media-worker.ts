@@ -210,6 +210,8 @@ class MediaWorker {
       if (p == null) continue;
       slots.push(s, p.counters.bytesIn, p.counters.frames, p.counters.droppedFrames, p.previewDrops, p.lostPackets, p.resyncs); // STATS_FIELDS
     }
-    this.#send({ type: 'stats', slots });
+    const w = this.#ctx.writer as SegmentWriter & { stats?(): { queued: number; inflight: number } };
+    const q = w.stats?.();
+    this.#send({ type: 'stats', slots, writeQueue: q ? q.queued + q.inflight : 0 });
   }
 }
