@@ -8,6 +8,8 @@ import type { SegmentWriter } from './writer.ts';
 import { createSegmentWriter } from './writer-native.ts';
 
 /** Records drained per turn before yielding to control messages and timers. */
+/** How long a busy worker sleeps between ring reads before it parks (see #loop). */
+const LINGER_MS = 2;
 const READ_BATCH = 512;
 const STATS_INTERVAL_MS = 1000;
 
@@ -150,9 +152,18 @@ class MediaWorker {
 
   async #loop(): Promise<void> {
     while (!this.#stopping) {
-      if (this.#ring.read(this.#onRecord, READ_BATCH) === READ_BATCH) {
+      const n = this.#ring.read(this.#onRecord, READ_BATCH);
+      if (n === READ_BATCH) {
         // More may be waiting, but let control messages and timers run between batches.
         await new Promise<void>((r) => setImmediate(r));
+        continue;
+      }
+      if (n > 0) {
+        // Busy: linger on a short timer instead of parking. A parked worker costs the main
+        // thread an Atomics.notify and both threads a cross-thread wake-up per park, which at
+        // 100 cameras was ~5 futex calls per frame; while we linger SLEEPING stays 0 and the
+        // producer never notifies. Adds at most LINGER_MS to ingest-to-preview latency.
+        await new Promise<void>((r) => setTimeout(r, LINGER_MS));
         continue;
       }
       await this.#ring.waitReadable();
