@@ -8,7 +8,7 @@ import { FileSource, loadClip, SourceError } from './file-source.ts';
 import { RtspSource } from './rtsp-source.ts';
 import { startRtmpIngest } from './rtmp-ingest.ts';
 import type { RtmpServer } from './rtmp-server.ts';
-import { gb28181Enabled, startGb28181, type GbPlatform } from './gb28181-platform.ts';
+import type { GbPlatform } from './gb28181-platform.ts';
 import { GbMediaServer, type GbMediaCounters } from './gb28181-media.ts';
 import { IndexDb } from './index-db.ts';
 import { log } from './log.ts';
@@ -145,8 +145,10 @@ export class Engine {
         throw new EngineError(`cannot listen for RTMP on ${config.rtmp.host}:${config.rtmp.port}: ${(err as Error).message}`);
       }
     }
-    if (gb28181Enabled(engine)) {
+    if (config.video.gb28181.enabled || config.video.protocols.gb28181) {
       try {
+        // Imported only when enabled: SIP and the MANSCDP XML stack cost ~15 ms of start-up.
+        const { startGb28181 } = await import('./gb28181-platform.ts');
         engine.gb28181 = await startGb28181(engine);
       } catch (err) {
         await engine.stop();

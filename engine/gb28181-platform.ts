@@ -14,10 +14,7 @@ export interface GbPlatform {
   stop(): Promise<void>;
 }
 
-export function gb28181Enabled(engine: Engine): boolean {
-  return engine.config.video.gb28181.enabled || engine.config.video.protocols.gb28181;
-}
-
+/** Started by Engine.start when [video.gb28181] enabled or [video.protocols] gb28181 is true. */
 export async function startGb28181(engine: Engine): Promise<GbPlatform> {
   const server = await Gb28181Server.start(engine.config.video.gb28181, engine.index);
   const media: GbMediaLike = engine.gbMedia;

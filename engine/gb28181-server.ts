@@ -5,6 +5,8 @@ import { randomBytes } from 'node:crypto';
 import { networkInterfaces } from 'node:os';
 import type { Config } from './config.ts';
 import { log, RateLimitedLog } from './log.ts';
+import { GbError, localOffsetMin } from './gb28181-common.ts';
+export { GbError, localOffsetMin, type GbErrorCode } from './gb28181-common.ts';
 import { GbRegistry, type GbDevice } from './gb28181-registry.ts';
 import { GbStore, type GbChannelRecord } from './gb28181-store.ts';
 import { SipTransport, type SipPeer } from './gb28181-transport.ts';
@@ -27,11 +29,6 @@ const DEVICE_ID_RE = /^[0-9A-Za-z]{1,32}$/;
 /** Waiters for single answers (DeviceInfo, DeviceStatus) in flight. */
 const MAX_WAITERS = 4096;
 
-export type GbErrorCode = 'not-found' | 'offline' | 'timeout' | 'refused' | 'busy' | 'invalid';
-export class GbError extends Error {
-  override name = 'GbError';
-  constructor(readonly code: GbErrorCode, message: string) { super(message); }
-}
 
 interface TxCtx { peer: SipPeer; resolve(m: SipMessage): void; reject(e: Error): void }
 type Answer = { kind: 'doc'; doc: ManscdpDoc } | { kind: 'list'; items: unknown[]; complete: boolean };
@@ -358,7 +355,6 @@ function toChannel(c: CatalogItem): GbChannelRecord {
  * MANSCDP times and the REGISTER Date carry no zone: devices use local time, and set their clock
  * from our Date. We use the engine host's zone (run the engine with TZ set like the devices').
  */
-export const localOffsetMin = (ms: number): number => -new Date(ms).getTimezoneOffset();
 
 function firstIpv4(): string {
   for (const list of Object.values(networkInterfaces())) for (const a of list ?? []) if (a.family === 'IPv4' && !a.internal) return a.address;

@@ -2,6 +2,8 @@
 // device channel, each bound to a receiving port of the media server (engine/gb28181-media.ts)
 // and an engine stream; ACK, BYE from either side, and INFO with MANSRTSP for playback control.
 import { log } from './log.ts';
+import { liveStreamId } from './gb28181-common.ts';
+export { liveStreamId } from './gb28181-common.ts';
 import { GbError, type Gb28181Server } from './gb28181-server.ts';
 import type { SipPeer } from './gb28181-transport.ts';
 import { ackFor, confirmDialog, dialogRequest, matchesDialog, newInvite, type Dialog } from '../protocols/sip/dialog.ts';
@@ -42,7 +44,6 @@ export interface GbSession {
 }
 
 /** The engine stream id of a channel's live session (ids are 20 digits: 3 + 20 + 1 + 20 = 44 of 64 chars). */
-export const liveStreamId = (deviceId: string, channelId: string): string => `gb_${deviceId}_${channelId}`;
 
 export class GbSessions {
   readonly sessions = new Map<string, GbSession>();

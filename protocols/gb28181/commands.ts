@@ -3,6 +3,8 @@
 // DeviceStatus, RecordInfo, Alarm).
 import { encodeManscdp, int, items, list, str, type Charset, type ManscdpDoc } from './manscdp.ts';
 import { encodePtz, type PtzSpec } from './ptz.ts';
+import { gbTime } from './time.ts';
+export { gbTime, parseGbTime } from './time.ts';
 
 export interface CatalogItem {
   deviceId: string;
@@ -84,17 +86,6 @@ export function readAlarm(d: ManscdpDoc): AlarmNotify {
 
 export const queryBody = (cmdType: 'Catalog' | 'DeviceInfo' | 'DeviceStatus', sn: number, deviceId: string, cs: Charset = 'GB2312') =>
   encodeManscdp('Query', { cmdType, sn, deviceId }, {}, cs);
-
-/** GB/T 28181 time format in MANSCDP: local time `YYYY-MM-DDTHH:mm:ss` (we use UTC offset `tzOffsetMin`). */
-export function gbTime(ms: number, tzOffsetMin = 0): string {
-  return new Date(ms + tzOffsetMin * 60_000).toISOString().slice(0, 19);
-}
-export function parseGbTime(s: string, tzOffsetMin = 0): number | null {
-  const m = /^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2}):(\d{2})/.exec(s);
-  if (m === null) return null;
-  const t = Date.UTC(+m[1]!, +m[2]! - 1, +m[3]!, +m[4]!, +m[5]!, +m[6]!);
-  return Number.isFinite(t) ? t - tzOffsetMin * 60_000 : null;
-}
 
 export function recordInfoQuery(sn: number, channelId: string, startMs: number, endMs: number, tzOffsetMin = 0, cs: Charset = 'GB2312'): Uint8Array {
   return encodeManscdp('Query', { cmdType: 'RecordInfo', sn, deviceId: channelId }, {
