@@ -185,8 +185,8 @@ export const streamsPage: Page = ({ root, setTitle }) => {
   const head = ['Stream', 'Proto', 'Source', 'State', 'Bitrate', 'fps', 'Frames', 'Lost', 'Dropped', 'Viewers', 'Reconn.', 'Condition', ''];
   root.append(
     h('div', { class: 'page-head' }, h('h1', {}, 'Streams'), status),
-    h('table', { class: 'grid-table streams', 'data-testid': 'streams' },
-      h('thead', {}, h('tr', {}, ...head.map((t) => h('th', {}, t)))), body),
+    h('div', { class: 'table-wrap' }, h('table', { class: 'grid-table streams', 'data-testid': 'streams' },
+      h('thead', {}, h('tr', {}, ...head.map((t) => h('th', {}, t)))), body)),
     h('h2', {}, 'Add or edit a stream'),
     form.el,
   );
