@@ -135,7 +135,7 @@ export class Segmenter {
     } else if (this.#file === null) {
       return false; // audio before the first video keyframe of a segment
     }
-    this.#add(t, st, au);
+    this.#add(t, this.#state[t]!, au); // not `st`: opening a segment may have adopted new tracks (fresh state)
     return true;
   }
 
