@@ -43,6 +43,8 @@ export interface SimDeviceOptions {
   charset?: 'GB2312' | 'UTF-8';
   /** Send with this SSRC and say so in the answer's y= line (some NVRs do), instead of the offered one. */
   ownSsrc?: string;
+  /** Media carries the bench's SEI send time (bench/sim/sei.ts) for latency. */
+  seiStamp?: boolean;
 }
 
 type Sender = PsRtpSender;
@@ -50,7 +52,7 @@ type Sender = PsRtpSender;
 export interface SimCall { callId: string; sessionName: string; downloadSpeed: number | null; address: string; transport: 'udp' | 'tcp'; port: number; ssrc: string | null; start: number; stop: number; channelId: string; acked: boolean; byeReceived: boolean; sender: Sender | null }
 
 export class SimDevice {
-  readonly o: Required<Omit<SimDeviceOptions, 'clipPath' | 'codec' | 'ownSsrc'>> & Pick<SimDeviceOptions, 'clipPath' | 'codec' | 'ownSsrc'>;
+  readonly o: Required<Omit<SimDeviceOptions, 'clipPath' | 'codec' | 'ownSsrc' | 'seiStamp'>> & Pick<SimDeviceOptions, 'clipPath' | 'codec' | 'ownSsrc' | 'seiStamp'>;
   readonly ptz: PtzDecoded[] = [];
   readonly ptzHex: string[] = [];
   readonly infos: ReturnType<typeof decodeMansrtsp>[] = [];
@@ -290,7 +292,7 @@ export class SimDevice {
     c.acked = true;
     if (this.o.clipPath === undefined) return;
     try {
-      c.sender = await startPsRtpSender({ clipPath: this.o.clipPath, codec: this.o.codec ?? 'h264', host: c.address || this.o.platformHost, port: c.port, transport: c.transport, ssrc: Number(c.ssrc ?? 0) });
+      c.sender = await startPsRtpSender({ clipPath: this.o.clipPath, codec: this.o.codec ?? 'h264', host: c.address || this.o.platformHost, port: c.port, transport: c.transport, ssrc: Number(c.ssrc ?? 0), seiStamp: this.o.seiStamp });
       if (c.byeReceived) await c.sender.stop();
     } catch (e) {
       console.error(`sim ${this.o.deviceId}: PS sender failed: ${(e as Error).message}`);

@@ -4,10 +4,12 @@
 // platform's port is passive).
 import { pathToFileURL } from 'node:url';
 import type { Socket, udp } from 'bun';
-import { loadClip } from '../engine/file-source.ts';
+import { loadClip, type FileClip } from '../engine/file-source.ts';
+import { findNal, type NalRange } from '../media/annexb.ts';
 import { PsMuxer } from '../media/ps-mux.ts';
 import { RTP_HEADER_BYTES, writeRtpHeader } from '../media/rtp.ts';
 import { writeRfc4571Length } from '../media/rtp-framing.ts';
+import { seiNal, wallUs, writeSeiTime } from './sim/sei.ts';
 
 /** Whole RTP packet size limit: fits a 1500-byte MTU with IP/UDP headers and slack. */
 export const MAX_RTP_PACKET = 1400;
@@ -31,6 +33,8 @@ export interface PsRtpSenderOptions {
   fps?: number;
   /** Also send G.711A audio (8 kHz mono, a quiet tone), one PES per video frame, as most GB cameras do. */
   audio?: boolean;
+  /** Put the bench's SEI send-time NAL (bench/sim/sei.ts) before each picture's first slice, stamped as it is sent. */
+  seiStamp?: boolean;
 }
 
 export interface PsRtpSender {
@@ -40,11 +44,53 @@ export interface PsRtpSender {
   bytesSent: number;
   /** Frames skipped because the sender fell behind (stall, TCP backlog). */
   framesSkipped: number;
+  /** Pictures sent so far (the first one is a keyframe). */
+  framesSent: number;
+}
+
+/** Clips by URL, shared by the senders of one process (read-only; a bench process runs 100+ senders of one clip). */
+const clipCache = new Map<string, FileClip>();
+/** Per clip URL: every access unit with the SEI inserted, in one buffer; the time field is patched in place before muxing. */
+const stampedCache = new Map<string, { bytes: Uint8Array; offset: Int32Array; length: Int32Array; seiAt: Int32Array }>();
+
+function stampedClip(url: string, clip: FileClip) {
+  const hit = stampedCache.get(url);
+  if (hit !== undefined) return hit;
+  const sei = seiNal(clip.codec);
+  const ins = new Uint8Array(4 + sei.nal.length);
+  ins.set([0, 0, 0, 1]);
+  ins.set(sei.nal, 4);
+  const h264 = clip.codec === 'h264';
+  const bytes = new Uint8Array(clip.aus.reduce((a, u) => a + u.length, 0) + clip.aus.length * ins.length);
+  const n = clip.aus.length;
+  const offset = new Int32Array(n), length = new Int32Array(n), seiAt = new Int32Array(n);
+  const nal: NalRange = { start: 0, end: 0 };
+  let w = 0;
+  clip.aus.forEach((u, k) => {
+    const au = clip.bytes.subarray(u.offset, u.offset + u.length);
+    let at = au.length; // no slice found: the SEI goes last (never happens with a real clip)
+    for (let p = 0; (p = findNal(au, p, nal)) >= 0; ) {
+      const t = h264 ? au[nal.start]! & 0x1f : (au[nal.start]! >> 1) & 0x3f;
+      if (h264 ? t >= 1 && t <= 5 : t < 32) { at = nal.start - 3; if (at > 0 && au[at - 1] === 0) at--; break; }
+    }
+    offset[k] = w;
+    bytes.set(au.subarray(0, at), w);
+    bytes.set(ins, w + at);
+    seiAt[k] = w + at + 4 + sei.timeOffset;
+    bytes.set(au.subarray(at), w + at + ins.length);
+    length[k] = au.length + ins.length;
+    w += length[k]!;
+  });
+  const r = { bytes, offset, length, seiAt };
+  stampedCache.set(url, r);
+  return r;
 }
 
 export async function startPsRtpSender(o: PsRtpSenderOptions): Promise<PsRtpSender> {
   const url = `${pathToFileURL(o.clipPath).href}?codec=${o.codec}${o.fps ? `&fps=${o.fps}` : ''}`;
-  const clip = loadClip(url);
+  let clip = clipCache.get(url);
+  if (clip === undefined) { clip = loadClip(url); clipCache.set(url, clip); }
+  const stamped = o.seiStamp ? stampedClip(url, clip) : null;
   const pt = o.payloadType ?? 96;
   const ssrc = o.ssrc >>> 0;
   const mux = new PsMuxer({ codec: clip.codec, audio: o.audio ?? false });
@@ -81,7 +127,7 @@ export async function startPsRtpSender(o: PsRtpSenderOptions): Promise<PsRtpSend
     tcp = await Bun.connect({ hostname: o.host, port: o.port, socket: { data() {}, drain: () => flush(), close() { tcp = null; } } });
   }
 
-  const sender: PsRtpSender = { packetsSent: 0, bytesSent: 0, framesSkipped: 0, stop: async () => {} };
+  const sender: PsRtpSender = { packetsSent: 0, bytesSent: 0, framesSkipped: 0, framesSent: 0, stop: async () => {} };
   const sendPacket = (len: number) => {
     sender.packetsSent++;
     sender.bytesSent += len;
@@ -110,7 +156,13 @@ export async function startPsRtpSender(o: PsRtpSenderOptions): Promise<PsRtpSend
     const au = clip.aus[k]!;
     const cts = new DataView(clip.parts[k]![0].buffer, clip.parts[k]![0].byteOffset, 4).getInt32(0, true);
     const dts = i * ticksPerFrame;
-    const ps = mux.video(clip.bytes.subarray(au.offset, au.offset + au.length), Math.round(dts + cts), Math.round(dts), au.keyframe);
+    let bytes: Uint8Array;
+    if (stamped !== null) {
+      writeSeiTime(stamped.bytes, stamped.seiAt[k]!, wallUs()); // shared buffer: muxed (copied) at once below
+      bytes = stamped.bytes.subarray(stamped.offset[k]!, stamped.offset[k]! + stamped.length[k]!);
+    } else bytes = clip.bytes.subarray(au.offset, au.offset + au.length);
+    const ps = mux.video(bytes, Math.round(dts + cts), Math.round(dts), au.keyframe);
+    sender.framesSent++;
     sendPs(ps, (ts0 + Math.round(dts + cts)) >>> 0);
     if (o.audio) sendPs(mux.audio(audioFrame, Math.round(dts)), (ts0 + Math.round(dts)) >>> 0);
   };

@@ -1,7 +1,8 @@
 // The load runner: `npm run bench -- --cameras 100 --bitrate 4M --codec h264 --protocol rtsp
 // --duration 60 [--sweep 10,50,100] [--compare ffmpeg|floor|both] [--json out.json] [--verify]`.
-// Starts the camera simulator (bench/sim) and each recorder as separate processes, samples
-// them every second, and prints a table; writes JSON and a markdown report with SVG charts.
+// Starts the camera simulator (bench/sim: RTSP cameras, RTMP publishers or GB28181 devices)
+// and each recorder as separate processes, samples them every second, and prints a table;
+// writes JSON and a markdown report with SVG charts.
 import { cpus, tmpdir } from 'node:os';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -12,7 +13,7 @@ import { runFfmpeg, runFloor } from './lib/baselines.ts';
 import { ROOT, runFlux, type RunOptions, type RunResult } from './lib/systems.ts';
 
 const USAGE = `usage: bun bench/run.ts [--cameras N] [--bitrate 4M] [--codec h264|h265] [--resolution 720|1080]
-  [--protocol rtsp|rtsp-udp] [--duration S] [--sweep 10,50,100] [--compare ffmpeg|floor|both]
+  [--protocol rtsp|rtsp-udp|rtmp|gb28181] [--gb-transport tcp|udp] [--duration S] [--sweep 10,50,100] [--compare ffmpeg|floor|both]
   [--json PATH] [--report NAME] [--verify] [--viewers K] [--keyframes] [--keep]
   [--engine-env FLUX_KEY=value,...]   engine config overrides (README: Configuration)`;
 
@@ -40,17 +41,22 @@ async function main(): Promise<number> {
   const protocol = a.get('protocol') ?? 'rtsp';
   const height = Number(a.get('resolution') ?? '1080');
   if (codec !== 'h264' && codec !== 'h265') throw new Error(`--codec ${codec}: h264 or h265`);
-  if (protocol === 'rtmp' || protocol === 'gb28181') throw new Error(`--protocol ${protocol}: the simulator has no ${protocol} sources yet (bench/sim: RTMP publishers and GB28181 devices join here)`);
-  if (protocol !== 'rtsp' && protocol !== 'rtsp-udp') throw new Error(`--protocol ${protocol}: rtsp or rtsp-udp`);
+  if (!['rtsp', 'rtsp-udp', 'rtmp', 'gb28181'].includes(protocol)) throw new Error(`--protocol ${protocol}: rtsp, rtsp-udp, rtmp or gb28181`);
+  const gbTransport = a.get('gb-transport') ?? 'tcp';
+  if (gbTransport !== 'tcp' && gbTransport !== 'udp') throw new Error(`--gb-transport ${gbTransport}: tcp or udp`);
+  if (a.has('gb-transport') && protocol !== 'gb28181') throw new Error('--gb-transport goes with --protocol gb28181');
   if (height !== 720 && height !== 1080) throw new Error('--resolution: 720 or 1080');
   const compare = a.get('compare') ?? '';
   if (!['', 'ffmpeg', 'floor', 'both'].includes(compare)) throw new Error('--compare: ffmpeg, floor or both');
+  if (compare !== '' && (protocol === 'rtmp' || protocol === 'gb28181')) {
+    throw new Error(`--compare ${compare} needs --protocol rtsp: the baselines (ffmpeg per camera, the floor recorder) pull RTSP; with ${protocol} the sources push to the engine`);
+  }
   const counts = (a.get('sweep') ?? a.get('cameras') ?? '10').split(',').map(Number);
   if (counts.some((n) => !Number.isInteger(n) || n < 1 || n > 2000)) throw new Error('camera counts: integers from 1 to 2000');
   const workDir = mkdtempSync(join(tmpdir(), 'flux-bench-'));
   const progress = (s: string) => process.stderr.write(`${s}\n`);
   const base = {
-    bitrate: parseBitrate(a.get('bitrate') ?? '4M'), codec, height, protocol, durationS: Number(a.get('duration') ?? '60'),
+    bitrate: parseBitrate(a.get('bitrate') ?? '4M'), codec, height, protocol, gbTransport, durationS: Number(a.get('duration') ?? '60'),
     verify: flags.has('verify'), viewers: Number(a.get('viewers') ?? '4'), keyframes: flags.has('keyframes'), workDir, progress,
     engineEnv: Object.fromEntries((a.get('engine-env') ?? '').split(',').filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)])),
   } as Omit<RunOptions, 'cameras'>;
@@ -88,3 +94,5 @@ try {
   console.error((err as Error).message);
   process.exitCode = 2;
 }
+// Everything is written; idle keep-alive connections (fetch, live viewers) would hold the process ~20 s more.
+process.exit();

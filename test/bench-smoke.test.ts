@@ -57,3 +57,45 @@ test('bench/run.ts records 5 simulated cameras and reports flux, ffmpeg and floo
   expect(existsSync(join(ROOT, 'bench/results/smoke.md'))).toBe(true);
   expect(readFileSync(join(ROOT, 'bench/results/smoke-cpu.svg'), 'utf8')).toStartWith('<svg');
 }, 120_000);
+
+// The push sources: RTMP publishers (bench/sim/rtmp-sim.ts) and GB28181 devices
+// (bench/sim/gb-sim.ts) against the engine, both runs at once to stay short. Asserts the
+// harness works (JSON shape, frames sent and recorded, files checked, the SEI send time
+// reached a viewer), never its figures.
+test('bench/run.ts --protocol rtmp and gb28181: publishers and devices are recorded and reported', async () => {
+  const dir = tempDir('bench-push');
+  const runOne = async (protocol: string) => {
+    const json = join(dir, `${protocol}.json`);
+    const out = await run(
+      [BUN, join(ROOT, 'bench/run.ts'), '--protocol', protocol, '--cameras', '3', '--duration', '4', '--bitrate', '2M', '--resolution', '720', '--viewers', '1', '--json', json, '--report', `smoke-${protocol}`],
+      { cwd: ROOT },
+    );
+    expect(out).toContain('| flux');
+    return JSON.parse(readFileSync(json, 'utf8')) as { runs: Record<string, unknown>[] };
+  };
+  const [rtmp, gb] = await Promise.all([runOne('rtmp'), runOne('gb28181')]);
+  for (const r of [rtmp, gb]) {
+    expect(r.runs.length).toBe(1);
+    const x = r.runs[0]!;
+    for (const k of ['system', 'cameras', 'cpu_pct', 'rss_mb', 'frames_sent', 'frames_recorded', 'frames_lost', 'segments_bad', 'latency_p99_ms', 'startup_ms']) expect(x).toHaveProperty(k);
+    expect(x.system).toBe('flux');
+    expect(x.cameras).toBe(3);
+    expect(x.frames_sent as number).toBeGreaterThan(0);
+    expect(x.frames_recorded as number).toBeGreaterThan(0);
+    expect(x.segments_checked as number).toBeGreaterThan(0);
+    expect((x.latency_ms as { samples: number }).samples).toBeGreaterThan(0);
+    expect(x.notes).toEqual([]);
+  }
+  expect(gb.runs[0]!.protocol).toBe('gb28181');
+  expect(rtmp.runs[0]!.protocol).toBe('rtmp');
+  // Every file reads through: RTMP's AAC sequence header comes after the video's, so the tracks
+  // change before the first segment opens (this caught a stale track state in the segmenter).
+  for (const r of [rtmp, gb]) expect(r.runs[0]!.segments_bad).toBe(0);
+}, 60_000);
+
+test('bench/run.ts refuses baselines for push protocols', async () => {
+  const p = Bun.spawn([BUN, join(ROOT, 'bench/run.ts'), '--protocol', 'rtmp', '--compare', 'ffmpeg'], { cwd: ROOT, stdout: 'pipe', stderr: 'pipe' });
+  const [err, code] = await Promise.all([new Response(p.stderr).text(), p.exited]);
+  expect(code).toBe(2);
+  expect(err).toContain('needs --protocol rtsp');
+});

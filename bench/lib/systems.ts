@@ -8,6 +8,7 @@ import type { Subprocess } from 'bun';
 import { ProcSampler, processTree } from './proc.ts';
 import { fileErrors, fluxFrames, listFiles, type CamRecord } from './recorded.ts';
 import { LatencyViewers, percentile } from './viewer.ts';
+import { engineToml, gbStreamId, isPush, rtpRange, simArgs, startGbLive, type EnginePorts, type Protocol } from './push.ts';
 
 export const ROOT = join(import.meta.dir, '..', '..');
 const BUN = process.execPath;
@@ -18,7 +19,9 @@ export interface RunOptions {
   bitrate: number;
   codec: 'h264' | 'h265';
   height: 720 | 1080;
-  protocol: 'rtsp' | 'rtsp-udp';
+  protocol: Protocol;
+  /** GB28181 media transport asked for in the live route. */
+  gbTransport: 'udp' | 'tcp';
   durationS: number;
   verify: boolean;
   /** Live viewers for latency (flux). */
@@ -94,16 +97,18 @@ async function getJson<T>(url: string, timeoutMs = 5000): Promise<T | null> {
   }
 }
 
-interface SimStats { playing: number; totals: { frames: number; bytes: number; skipped: number; lagged: number }; cameras: { cam: number; frames: number; bytes: number; preroll: number; skipped: number; lagged: number }[] }
+interface SimStats { playing: number; totals: { frames: number; bytes: number; skipped: number; lagged: number }; cameras: { cam: number; frames: number; bytes: number; preroll: number; skipped: number; lagged: number; device?: string; channel?: string }[] }
 
 export class Sim {
   proc!: Subprocess<'ignore', 'pipe', 'pipe'>;
   port = 0;
   statsPort = 0;
-  async start(o: RunOptions): Promise<void> {
+  /** RTSP: a server the recorders pull from; rtmp/gb28181 (`engine` given): clients of the engine's ports. */
+  async start(o: RunOptions, engine?: EnginePorts): Promise<void> {
     this.port = await freePort();
     this.statsPort = await freePort();
-    this.proc = Bun.spawn([BUN, join(ROOT, 'bench/sim/rtsp-sim.ts'), '--port', `${this.port}`, '--stats-port', `${this.statsPort}`,
+    const { script, args } = simArgs(engine ? o.protocol : 'rtsp', engine ?? { http: 0, rtmp: 0, sip: 0, rtpMin: 0 }, this.port);
+    this.proc = Bun.spawn([BUN, join(ROOT, script), ...args, '--stats-port', `${this.statsPort}`,
       '--cameras', `${o.cameras}`, '--codec', o.codec, '--height', `${o.height}`, '--bitrate', `${o.bitrate}`], { stdin: 'ignore', stdout: 'pipe', stderr: 'pipe' });
     const dec = new TextDecoder();
     let text = '';
@@ -210,17 +215,8 @@ export async function checkFiles(r: RunResult, files: string[], verify: boolean)
 // ---------------------------------------------------------------------------------------
 // flux
 
-function engineToml(o: RunOptions, dir: string, port: number, streams: string[]): string {
-  const lines = [
-    '[http]', `port = ${port}`, 'host = "127.0.0.1"',
-    '[log]', 'level = "warn"',
-    '[rtmp]', `port = ${port + 1 > 65535 ? port - 1 : port + 1}`, 'host = "127.0.0.1"',
-    '[video.storage]', `base_path = "${join(dir, 'data')}"`,
-    '[video.keyframe]', `enabled = ${o.keyframes}`,
-    '[video.demo]', 'enabled = false',
-  ];
-  streams.forEach((url, i) => lines.push('[[video.streams]]', `stream_id = "cam${i + 1}"`, 'protocol = "rtsp"', `source_url = "${url}"`));
-  return lines.join('\n') + '\n';
+async function enginePorts(o: RunOptions): Promise<EnginePorts> {
+  return { http: await freePort(), rtmp: await freePort(), sip: await freePort(), rtpMin: rtpRange(o.cameras).min };
 }
 
 async function startEngine(cfgPath: string, cwd: string, port: number, env: Record<string, string>): Promise<{ proc: Subprocess<'ignore', 'pipe', 'pipe'>; startupMs: number | null; log: () => string }> {
@@ -252,10 +248,10 @@ export async function stopProc(p: Subprocess, signal: NodeJS.Signals, waitMs: nu
 export async function fluxAtRest(o: RunOptions): Promise<{ rssMb: number; startupMs: number | null }> {
   const dir = join(o.workDir, 'flux-rest');
   mkdirSync(dir, { recursive: true });
-  const port = await freePort();
+  const ports = await enginePorts(o);
   const cfg = join(dir, 'config.toml');
-  writeFileSync(cfg, engineToml(o, dir, port, []));
-  const e = await startEngine(cfg, dir, port, o.engineEnv);
+  writeFileSync(cfg, engineToml({ ...o, protocol: 'rtsp' }, dir, ports, []));
+  const e = await startEngine(cfg, dir, ports.http, o.engineEnv);
   await sleep(2000);
   const s = new ProcSampler(() => [e.proc.pid]).sample();
   await stopProc(e.proc, 'SIGTERM', 10_000);
@@ -268,20 +264,30 @@ export async function runFlux(o: RunOptions): Promise<RunResult> {
   r.rest_rss_mb = rest.rssMb;
   r.rest_startup_ms = rest.startupMs;
   const sim = new Sim();
-  await sim.start(o);
+  const push = isPush(o.protocol);
+  if (!push) await sim.start(o);
   const dir = join(o.workDir, `flux-${o.cameras}`);
   mkdirSync(dir, { recursive: true });
-  const port = await freePort();
+  const ports = await enginePorts(o);
+  const port = ports.http;
   const cfg = join(dir, 'config.toml');
-  writeFileSync(cfg, engineToml(o, dir, port, Array.from({ length: o.cameras }, (_, i) => sim.url(i + 1, o))));
+  writeFileSync(cfg, engineToml(o, dir, ports, push ? [] : Array.from({ length: o.cameras }, (_, i) => sim.url(i + 1, o))));
   const t0 = performance.now();
   const e = await startEngine(cfg, dir, port, o.engineEnv);
   r.startup_ms = e.startupMs;
+  let camIds = Array.from({ length: o.cameras }, (_, i) => `cam${i + 1}`);
   try {
+    if (push) await sim.start(o, ports); // publishers and devices need the engine's ports open
+    if (o.protocol === 'gb28181') { // the runner asks for each channel's live stream, as an operator would
+      const cams = (await sim.stats())?.cameras.map((c) => ({ device: c.device ?? '', channel: c.channel ?? '' })) ?? [];
+      camIds = cams.map((c) => gbStreamId(c.device, c.channel));
+      const errors = await startGbLive(`http://127.0.0.1:${port}`, cams, o.gbTransport, 30_000 + o.cameras * 200);
+      if (errors.length > 0) r.notes.push(`live route failed for ${errors.length} channels, e.g. ${errors[0]}`);
+    }
     r.all_playing_ms = await waitPlaying(sim, o.cameras, t0);
     if (r.all_playing_ms === null) r.notes.push('not every camera was playing after the start-up timeout');
     const base = `http://127.0.0.1:${port}`;
-    const ids = Array.from({ length: Math.min(o.viewers, o.cameras) }, (_, i) => `cam${1 + Math.floor((i * o.cameras) / Math.max(1, Math.min(o.viewers, o.cameras)))}`);
+    const ids = Array.from({ length: Math.min(o.viewers, o.cameras) }, (_, i) => camIds[Math.floor((i * o.cameras) / Math.max(1, Math.min(o.viewers, o.cameras)))]!);
     const viewers = new LatencyViewers(base, ids, o.codec);
     const sampler = new ProcSampler(() => processTree(e.proc.pid));
     const simSampler = new ProcSampler(() => [sim.proc.pid]);
@@ -305,7 +311,7 @@ export async function runFlux(o: RunOptions): Promise<RunResult> {
     for (let i = 0; i < Math.min(5, o.cameras); i++) {
       const t = performance.now();
       try {
-        const res = await fetch(`${base}/api/video/streams/cam${i + 1}/snapshot`, { signal: AbortSignal.timeout(10_000) });
+        const res = await fetch(`${base}/api/video/streams/${camIds[i]}/snapshot`, { signal: AbortSignal.timeout(10_000) });
         await res.arrayBuffer();
         if (res.ok) snaps.push(performance.now() - t); else snapErrors++;
       } catch { snapErrors++; }
@@ -328,9 +334,9 @@ export async function runFlux(o: RunOptions): Promise<RunResult> {
     r.engine_counters = sums;
     await stopProc(e.proc, 'SIGTERM', 20_000);
     const recs = new Map<number, CamRecord>();
-    for (let k = 1; k <= o.cameras; k++) recs.set(k, fluxFrames(join(dir, 'data', `cam${k}`)));
+    for (let k = 1; k <= o.cameras; k++) recs.set(k, fluxFrames(join(dir, 'data', camIds[k - 1]!)));
     if (simStats) settle(r, simStats, recs);
-    const files = listFiles(join(dir, 'data'), '.mp4').filter((f) => /\/cam\d+\//.test(f));
+    const files = listFiles(join(dir, 'data'), '.mp4').filter((f) => /\/(cam\d+|gb_\d+_\d+)\//.test(f));
     r.bytes_recorded = files.reduce((a, f) => a + statSync(f).size, 0);
     for (const rec of recs.values()) for (const b of rec.bad) { r.segments_bad++; if (r.bad_examples.length < 5) r.bad_examples.push(b); }
     await checkFiles(r, files, o.verify);

@@ -3,7 +3,7 @@
 // it patches sequence numbers, timestamps, SSRC and the SEI send time, then makes one write.
 // Run: bun bench/sim/rtsp-sim.ts --port 8554 --stats-port 8555 --cameras 100 --codec h264
 //      --height 720 --bitrate 4M   (GET /stats on the stats port; POST /stop stops sending)
-// RTMP publishers and GB28181 devices (bench/gb28181-device.ts) join as further sources here.
+// RTMP publishers (rtmp-sim.ts) and GB28181 devices (gb-sim.ts) are the push sources beside it.
 import type { Socket } from 'bun';
 import { ensureClip, type ClipCodec } from './clips.ts';
 import { packetize, PT_AUDIO, PT_VIDEO, type Frame, type Packetized } from './packetize.ts';
