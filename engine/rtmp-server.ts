@@ -100,6 +100,12 @@ const PUBLISH_MSG_STREAM = 1;
 const CSID_STATUS = 5, MSG_COMMAND_AMF0 = 20;
 const TAG_AUDIO = 8, TAG_VIDEO = 9;
 const FLV_TAG_HEADER_BYTES = 11;
+/**
+ * Media kept while onPublish is pending (copies; start-up only). Setting a stream up on a busy
+ * engine takes longer than a publisher waits before sending, and without this the first GOP
+ * (up to 2 s) of every publish was lost. 2 MiB is 4 s at 4 Mbit/s.
+ */
+export const EARLY_MAX_BYTES = 2 << 20;
 
 /** One accepted publish; lives from the session's publish() until onUnpublish ran. */
 class Publication {
@@ -111,6 +117,9 @@ class Publication {
   /** Sequence headers (avcC/hvcC, AudioSpecificConfig) that came before the target: replayed to it. */
   seqVideo: { body: Uint8Array } | null = null;
   seqAudio: { body: Uint8Array } | null = null;
+  /** Audio/video tags that came before the target (see EARLY_MAX_BYTES): replayed in order. */
+  early: { kind: 'video' | 'audio'; ts: number; body: Uint8Array }[] = [];
+  earlyBytes = 0;
   readonly stats: RtmpPublishStats;
   constructor(readonly streamId: string, readonly conn: Conn, app: string, nowMs: number) {
     this.stats = { remote: conn.remote, app, state: 'starting', startedMs: nowMs, bytesIn: 0, tags: 0, refused: 0, droppedBeforeTarget: 0 };
@@ -327,24 +336,33 @@ export class RtmpServer {
     if (p === null || kind === 'data') return; // script data (onMetaData) is not recorded
     const target = p.target;
     if (target !== null) {
-      if (p.seqVideo !== null || p.seqAudio !== null) this.#replay(c, p, target, ts);
+      if (p.seqVideo !== null || p.seqAudio !== null || p.early.length > 0) this.#replay(c, p, target, ts);
       return this.#write(c, p, target, kind, ts, body);
     }
-    p.stats.droppedBeforeTarget++;
-    // Kept (copied: once per publish, not per frame) to be replayed when the target arrives.
+    // Kept (copied: only until the target arrives) to be replayed when it does.
     if (kind === 'video' && isVideoSequenceHeader(body)) p.seqVideo = { body: body.slice() };
     else if (kind === 'audio' && isAacConfig(body)) p.seqAudio = { body: body.slice() };
+    else if (p.earlyBytes + body.length <= EARLY_MAX_BYTES) {
+      p.early.push({ kind, ts, body: body.slice() });
+      p.earlyBytes += body.length;
+    } else p.stats.droppedBeforeTarget++;
   }
 
   /**
    * Encoders send their configuration once, first; without it nothing after decodes. It goes
-   * out before the first tag the target gets, stamped with that tag's time: a sequence
-   * header's own (older) time would shift where the worker anchors the publisher's clock.
+   * out before the first tag the target gets, stamped with that tag's time (the first kept
+   * tag's, else the current one's): a sequence header's own (older) time would shift where the
+   * worker anchors the publisher's clock. Then the tags kept while the target was pending.
    */
   #replay(c: Conn, p: Publication, target: RtmpPublishTarget, ts: number): void {
-    if (p.seqVideo !== null) this.#write(c, p, target, 'video', ts, p.seqVideo.body);
-    if (p.seqAudio !== null) this.#write(c, p, target, 'audio', ts, p.seqAudio.body);
+    const first = p.early[0]?.ts ?? ts;
+    if (p.seqVideo !== null) this.#write(c, p, target, 'video', first, p.seqVideo.body);
+    if (p.seqAudio !== null) this.#write(c, p, target, 'audio', first, p.seqAudio.body);
     p.seqVideo = p.seqAudio = null;
+    const early = p.early;
+    p.early = [];
+    p.earlyBytes = 0;
+    for (const e of early) this.#write(c, p, target, e.kind, e.ts, e.body);
   }
 
   #write(c: Conn, p: Publication, target: RtmpPublishTarget, kind: 'video' | 'audio', ts: number, body: Uint8Array): void {
