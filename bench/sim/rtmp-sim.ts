@@ -5,6 +5,7 @@
 // Run: bun bench/sim/rtmp-sim.ts --target 127.0.0.1:1935 --stats-port 8555 --cameras 100
 //      --codec h264 --height 720 --bitrate 4M [--key KEY]   (publishes live/cam1 ... live/camN;
 //      GET /stats, /stop and /close on the stats port, as bench/sim/rtsp-sim.ts)
+import { paceSources } from './pace.ts';
 import type { Socket } from 'bun';
 import { amfObject, decodeAmf0, encodeAmf0, type AmfValue } from '../../protocols/rtmp/amf0.ts';
 import { ChunkReader, READ_MESSAGE, writeMessage } from '../../protocols/rtmp/chunk.ts';
@@ -194,23 +195,10 @@ export async function startRtmpSimulator(o: RtmpSimOptions) {
     st.bytes += f.videoBytes;
   }
 
+  const lagged = (p: Pub, frames: number) => void (stats[p.cam]!.lagged += frames);
   function tick(): void {
     if (!sending) return;
-    const now = performance.now();
-    const n = clip.frames.length;
-    for (let k = 0; k < playing.length; k++) {
-      const p = playing[k]!;
-      const due = Math.floor((now - p.startMs) / frameMs) + 1;
-      if (due - p.sent > MAX_LAG_MS / frameMs) { // stalled: skip to now, resume at a keyframe
-        stats[p.cam]!.lagged += due - p.sent - 1;
-        p.sent = due - 1;
-        p.waitKey = true;
-      }
-      while (p.sent < due && p.playing) {
-        sendFrame(p, clip.frames[p.sent % n]!, Math.floor(p.sent / n));
-        p.sent++;
-      }
-    }
+    paceSources(playing, performance.now(), frameMs, MAX_LAG_MS, clip.frames.length, (p, i, loop) => sendFrame(p, clip.frames[i]!, loop), lagged);
   }
   const timer = setInterval(tick, TICK_MS);
 

@@ -4,6 +4,7 @@
 // Run: bun bench/sim/rtsp-sim.ts --port 8554 --stats-port 8555 --cameras 100 --codec h264
 //      --height 720 --bitrate 4M   (GET /stats on the stats port; POST /stop stops sending)
 // RTMP publishers (rtmp-sim.ts) and GB28181 devices (gb-sim.ts) are the push sources beside it.
+import { paceSources } from './pace.ts';
 import type { Socket } from 'bun';
 import { ensureClip, type ClipCodec } from './clips.ts';
 import { packetize, PT_AUDIO, PT_VIDEO, type Frame, type Packetized } from './packetize.ts';
@@ -233,24 +234,10 @@ export async function startSimulator(o: SimOptions) {
     st.bytes += f.videoBytes;
   }
 
+  const lagged = (s: Session, frames: number) => void (stats[s.cam]!.lagged += frames);
   function tick(): void {
     if (!sending) return;
-    const now = performance.now();
-    const n = clip.frames.length;
-    for (let k = 0; k < playing.length; k++) {
-      const s = playing[k]!;
-      let due = Math.floor((now - s.startMs) / frameMs) + 1;
-      if (due - s.sent > MAX_LAG_MS / frameMs) { // stalled: skip to now, resume at a keyframe
-        stats[s.cam]!.lagged += due - s.sent - 1;
-        s.sent = due - 1;
-        s.waitKey = true;
-      }
-      while (s.sent < due && s.playing) {
-        const i = s.phase + s.sent;
-        sendFrame(s, clip.frames[i % n]!, Math.floor(i / n));
-        s.sent++;
-      }
-    }
+    paceSources(playing, performance.now(), frameMs, MAX_LAG_MS, clip.frames.length, (s, i, loop) => sendFrame(s, clip.frames[i]!, loop), lagged);
   }
   const timer = setInterval(tick, TICK_MS);
 
