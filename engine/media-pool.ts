@@ -101,6 +101,7 @@ class WorkerSlot {
   alive = false;
   /** From the worker's last stats message. */
   writeQueue = 0;
+  heapBytes = 0;
   constructor(readonly index: number) {}
 
   load(): number {
@@ -145,7 +146,7 @@ export class MediaPool {
     return this.#workers.length;
   }
 
-  workerLoads(): { index: number; streams: number; bytesPerSec: number; alive: boolean; ringFill: number; writeQueue: number }[] {
+  workerLoads(): { index: number; streams: number; bytesPerSec: number; alive: boolean; ringFill: number; writeQueue: number; heapBytes: number }[] {
     return this.#workers.map((w) => ({
       index: w.index,
       streams: w.streams.size,
@@ -153,6 +154,7 @@ export class MediaPool {
       alive: w.alive,
       ringFill: w.producer.fillRatio,
       writeQueue: w.writeQueue,
+      heapBytes: w.heapBytes,
     }));
   }
 
@@ -315,6 +317,7 @@ export class MediaPool {
         return this.#onReply(w, m);
       case 'stats':
         w.writeQueue = m.writeQueue ?? 0;
+        w.heapBytes = m.heapBytes ?? 0;
         for (let i = 0; i + STATS_FIELDS <= m.slots.length; i += STATS_FIELDS) {
           const h = w.streams.get(m.slots[i]!);
           if (h === undefined) continue;

@@ -49,7 +49,7 @@ export function systemRoutes(app: Hono, { engine, metrics }: AppContext): void {
       },
       host: { cpus: cpus().length, load_average: loadavg(), mem_total_bytes: totalmem(), mem_free_bytes: freemem() },
       workers: loads.map((w) => ({
-        index: w.index, alive: w.alive, streams: w.streams, bytes_per_sec: w.bytesPerSec, ring_fill: w.ringFill, write_queue: w.writeQueue,
+        index: w.index, alive: w.alive, streams: w.streams, bytes_per_sec: w.bytesPerSec, ring_fill: w.ringFill, write_queue: w.writeQueue, heap_bytes: w.heapBytes,
       })),
       streams: { total: states.length, live: states.filter((s) => s === 'live').length },
     });

@@ -180,6 +180,8 @@ export interface StreamStats {
   slots: number[];
   /** Writes staged or in flight in this worker's segment writer (0 for the portable writer, which writes inline). */
   writeQueue?: number;
+  /** This worker's JS heap (bun:jsc heapSize: objects plus typed-array memory it owns), bytes. */
+  heapBytes?: number;
 }
 
 export type FromWorker = Reply | KeyframeReply | KeyframeEvent | SegmentOpened | SegmentClosed | StreamProblem | StreamStats;
