@@ -2,7 +2,7 @@
 // and TEARDOWN, with Basic/Digest auth, redirects and TCP-interleaved or UDP transport. Sans-I/O:
 // bytes and times in, bytes and events out; the adapter owns the socket and the timers.
 import { parseSdp, resolveControlUrl, type SessionDescription } from '../../media/sdp.ts';
-import { Authenticator, chooseChallenge, parseChallenges, type Credentials } from './auth.ts';
+import { Authenticator, chooseChallenge, parseChallenges, type Credentials } from '../http-auth.ts';
 import type { PlayingTrack, RtspClientOptions, RtspEvent, RtspState, RtspTrack } from './client-types.ts';
 import { parsePublic, parseRtpInfo, parseRtspUrl, parseSession, parseTransport } from './headers.ts';
 import { encodeInterleaved, getHeader, getHeaders, RtspReader, serializeRequest, serializeResponse, type RtspMessage } from './message.ts';

@@ -2,6 +2,7 @@
 // optional): challenges, stateless nonces that expire (stale=true), and response checking.
 // Time is passed in; nonces are `<hex ms>.<HMAC(secret, hex ms)>` so no table of nonces is kept.
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import { Authenticator, chooseChallenge, parseChallenges } from '../http-auth.ts';
 
 /** Authorization header values are ~300 chars; 4 KiB bounds what we split. */
 export const MAX_AUTH_HEADER_CHARS = 4096;
@@ -45,25 +46,16 @@ export interface DigestCredentials {
   opaque?: string;
 }
 
-/** Parses `Digest k=v, k="v", ...`; null when it is not Digest or lacks a required field. */
+/** Parses `Digest k=v, k="v", ...` (the RFC 7235 auth-param list RTSP uses too); null when it is not Digest or lacks a required field. */
 export function parseAuthorization(v: string): DigestCredentials | null {
   if (v.length > MAX_AUTH_HEADER_CHARS) return null;
-  const m = /^\s*Digest\s+(.*)$/is.exec(v);
-  if (m === null) return null;
-  const p = new Map<string, string>();
-  const re = /([A-Za-z][A-Za-z0-9_-]*)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]*))\s*(?:,|$)/g;
-  let x: RegExpExecArray | null;
-  while ((x = re.exec(m[1]!)) !== null) {
-    if (x[0] === '') break;
-    p.set(x[1]!.toLowerCase(), x[2] ?? x[3] ?? '');
-  }
-  const need = ['username', 'realm', 'nonce', 'uri', 'response'];
-  for (const k of need) if (!p.has(k)) return null;
-  const c: DigestCredentials = {
-    username: p.get('username')!, realm: p.get('realm')!, nonce: p.get('nonce')!, uri: p.get('uri')!,
-    response: p.get('response')!.toLowerCase(), algorithm: p.get('algorithm') ?? 'MD5',
-  };
-  for (const k of ['qop', 'nc', 'cnonce', 'opaque'] as const) if (p.has(k)) c[k] = p.get(k)!;
+  const [ch] = parseChallenges([v]);
+  if (ch === undefined || ch.scheme !== 'digest') return null;
+  const p = ch.params;
+  const { username, realm, nonce, uri, response } = p;
+  if (username === undefined || realm === undefined || nonce === undefined || uri === undefined || response === undefined) return null;
+  const c: DigestCredentials = { username, realm, nonce, uri, response: response.toLowerCase(), algorithm: p.algorithm ?? 'MD5' };
+  for (const k of ['qop', 'nc', 'cnonce', 'opaque'] as const) if (p[k] !== undefined) c[k] = p[k];
   return c;
 }
 
@@ -111,16 +103,9 @@ export function verifyDigest(o: {
   return n === 'stale' ? { kind: 'stale' } : { kind: 'ok' };
 }
 
-/** Client side (the device simulator): the Authorization answering a challenge. */
-export function authorizationFor(o: { challenge: string; method: string; uri: string; username: string; password: string; nc?: number }): string | null {
-  const realm = /realm="([^"]*)"/i.exec(o.challenge)?.[1];
-  const nonce = /nonce="([^"]*)"/i.exec(o.challenge)?.[1];
-  if (realm === undefined || nonce === undefined) return null;
-  const qop = /qop="?([^",]*)/i.test(o.challenge) ? 'auth' : undefined;
-  const nc = (o.nc ?? 1).toString(16).padStart(8, '0');
-  const cnonce = qop ? md5(`${nonce}:${Math.random()}`).slice(0, 16) : undefined;
-  const base = { username: o.username, realm, nonce, uri: o.uri, qop, nc, cnonce };
-  const response = digestResponse(base, o.method, o.password);
-  return `Digest username="${o.username}", realm="${realm}", nonce="${nonce}", uri="${o.uri}", response="${response}", algorithm=MD5` +
-    (qop ? `, qop=auth, nc=${nc}, cnonce="${cnonce}"` : '');
+/** Client side (the device simulator, tests): the Authorization answering a challenge, by the RTSP client's Authenticator. */
+export function authorizationFor(o: { challenge: string; method: string; uri: string; username: string; password: string }): string | null {
+  const ch = chooseChallenge(parseChallenges([o.challenge]));
+  if (ch === null || ch.scheme !== 'digest') return null;
+  return new Authenticator(ch, { username: o.username, password: o.password }).authorization(o.method, o.uri);
 }

@@ -1,7 +1,7 @@
 import { describe, expect, test } from 'bun:test';
 import { createHash } from 'node:crypto';
-import { mulberry32, randInt } from '../../media/testdata/test-helpers.ts';
-import { Authenticator, basicAuthorization, chooseChallenge, MAX_AUTH_PARAMS, MAX_CHALLENGES, parseChallenges } from './auth.ts';
+import { mulberry32, randInt } from '../media/testdata/test-helpers.ts';
+import { Authenticator, basicAuthorization, chooseChallenge, MAX_AUTH_PARAMS, MAX_CHALLENGES, parseChallenges } from './http-auth.ts';
 
 /** Pulls `name=value` (quoted or not) out of an Authorization value. */
 const param = (v: string, name: string) => new RegExp(`[ ,]${name}="?([^",]*)"?`).exec(v)?.[1];

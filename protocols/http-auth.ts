@@ -1,5 +1,5 @@
-// RTSP client authentication: WWW-Authenticate challenge parsing and Authorization values for
-// Basic (RFC 7617) and Digest (RFC 2617, RFC 7616: MD5, MD5-sess, SHA-256, qop auth/auth-int or none).
+// HTTP authentication as RTSP and SIP use it: auth-param lists (WWW-Authenticate challenges,
+// Digest Authorization values) and the client's Authorization values for Basic (RFC 7617) and Digest (RFC 2617, RFC 7616: MD5, MD5-sess, SHA-256, qop auth/auth-int or none).
 import { createHash, randomBytes } from 'node:crypto';
 
 /** Challenges per 401 we look at: a camera offers 1-3; ×5. */
