@@ -49,14 +49,28 @@ const sameBytes = (a: Uint8Array | null, b: Uint8Array): boolean => {
 
 const newAu = (): AccessUnit => ({ nalus: [], bytes: 0, keyframe: false, dts: 0, pts: 0 });
 
-/** Video tags of one stream in, access units out. One instance per stream; reuses `au`. */
-export class FlvVideoDemuxer {
-  track: VideoTrackInfo | null = null;
+/** What both tag demuxers report besides units: the last error and why the last tag was skipped. */
+abstract class FlvTagDemuxer {
   /** Views into the last pushed body; valid until the next push(). */
   readonly au: AccessUnit = newAu();
   error = '';
   /** Why the last FLV_SKIP skipped (a constant string). */
   skipReason = '';
+
+  protected skip(reason: string): number {
+    this.skipReason = reason;
+    return FLV_SKIP;
+  }
+
+  protected fail(message: string): number {
+    this.error = message;
+    return FLV_ERROR;
+  }
+}
+
+/** Video tags of one stream in, access units out. One instance per stream; reuses `au`. */
+export class FlvVideoDemuxer extends FlvTagDemuxer {
+  track: VideoTrackInfo | null = null;
   /** Frames whose FLV frame type disagreed with their NAL unit types (the NAL types win). */
   keyframeMismatches = 0;
   /** FLV frame type of the last frame (1 key, 2 inter, 3 disposable, 4 generated key). */
@@ -157,16 +171,6 @@ export class FlvVideoDemuxer {
     this.frameType = frameType;
     return FLV_FRAME;
   }
-
-  private skip(reason: string): number {
-    this.skipReason = reason;
-    return FLV_SKIP;
-  }
-
-  private fail(message: string): number {
-    this.error = message;
-    return FLV_ERROR;
-  }
 }
 
 /**
@@ -176,12 +180,9 @@ export class FlvVideoDemuxer {
 const AUDIO_SNAP_MS = 2;
 
 /** Audio tags of one stream in, access units out. One instance per stream; reuses `au`. */
-export class FlvAudioDemuxer {
+export class FlvAudioDemuxer extends FlvTagDemuxer {
   track: AudioTrackInfo | null = null;
-  /** `nalus[0]` is the frame (a view into the last pushed body). */
-  readonly au: AccessUnit = newAu();
-  error = '';
-  skipReason = '';
+  // `au.nalus[0]` is the frame (a view into the last pushed body).
   private format = -1;
   private config: Uint8Array | null = null;
   private samplesPerFrame = AAC_SAMPLES_PER_FRAME;
@@ -246,16 +247,6 @@ export class FlvAudioDemuxer {
     au.dts = dts;
     au.pts = dts;
     return flags | FLV_FRAME;
-  }
-
-  private skip(reason: string): number {
-    this.skipReason = reason;
-    return FLV_SKIP;
-  }
-
-  private fail(message: string): number {
-    this.error = message;
-    return FLV_ERROR;
   }
 }
 

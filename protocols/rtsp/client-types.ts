@@ -1,7 +1,7 @@
 // The RTSP client's public types: options, tracks and the events it emits (see client.ts).
 import type { SdpMedia, SessionDescription } from '../../media/sdp.ts';
-import type { Codec } from '../../media/types.ts';
 import type { RtpInfoEntry } from './headers.ts';
+import type { TrackChoice } from './sdp-tracks.ts';
 
 export interface RtspClientOptions {
   url: string;
@@ -26,16 +26,10 @@ export interface RtspClientOptions {
   cnonce?: () => string;
 }
 
-export interface RtspTrack {
+/** A chosen SDP track (sdp-tracks.ts: media index, kind, codec, payload type, clock rate, channels) as set up. */
+export interface RtspTrack extends TrackChoice {
   /** Position in `tracks` (video first); the adapter's track number. */
   index: number;
-  /** Position of the media section in the SDP. */
-  mediaIndex: number;
-  kind: 'video' | 'audio';
-  codec: Codec;
-  payloadType: number;
-  clockRate: number;
-  channels: number;
   media: SdpMedia;
   controlUrl: string;
   /** TCP: the channels asked for in SETUP (the reply may move them; see `playing`). */

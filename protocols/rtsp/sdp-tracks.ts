@@ -4,6 +4,7 @@ import { firstPayloadType, type SdpMedia, type SessionDescription } from '../../
 import type { Codec } from '../../media/types.ts';
 
 export interface TrackChoice {
+  /** Position of the media section in the SDP. */
   mediaIndex: number;
   kind: 'video' | 'audio';
   codec: Codec;
