@@ -153,7 +153,7 @@ test(`${Number(process.env.RTSP_SOAK_STREAMS ?? 30)} streams from one gst-rtsp-s
   await waitFor(() => (e.output().match(/live over TCP/g)?.length ?? 0) >= n, 30_000, `${n} streams live`).catch((err: Error) => {
     // What the streams that did not join went through (seen once in CI: not all 30 live in 30 s).
     const notes = e.output().split('\n').filter((l) => /warn|error|reconnecting|retrying/.test(l)).slice(-30).join('\n');
-    throw new Error(`${err.message}\n${notes}`);
+    throw new Error(`${err.message}\n${notes}\ncamera: ${cam.output().slice(-800)}`);
   });
   type Row = { stream_id: string; state: string; counters: { dropped_frames: number; ring_drops: number; lost_packets: number; frames: number } | null };
   const snapshot = async () =>
