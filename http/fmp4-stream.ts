@@ -94,9 +94,10 @@ export async function* fmp4Stream(plan: StreamPlan, o: StreamOptions): AsyncGene
   let pending: Pending | null = null;
 
   const emit = (bases: number[], dur: number, mediaTicks: number): StreamChunk => {
-    const parts = builder.finish(bases);
+    const bytes = Buffer.concat(builder.finish(bases));
+    builder.release();
     seq++;
-    return { bytes: Buffer.concat(parts), mediaMs: (mediaTicks * 1000) / tsV, durationMs: (dur * 1000) / tsV };
+    return { bytes, mediaMs: (mediaTicks * 1000) / tsV, durationMs: (dur * 1000) / tsV };
   };
   const flushPending = (duration: number): StreamChunk => {
     const p = pending!;

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { FragmentBuilder, MAX_FRAGMENT_BYTES, MAX_SAMPLES_PER_FRAGMENT } from './fmp4-fragment.ts';
+import { FragmentBuilder, MAX_FRAGMENT_BYTES, MAX_SAMPLES_PER_FRAGMENT, StageBlocks } from './fmp4-fragment.ts';
 import { SAMPLE_FLAGS_NON_SYNC, SAMPLE_FLAGS_SYNC } from './fmp4-init.ts';
 import { BoxCursor, findBox, fourcc, newBoxHeader } from './mp4-box.ts';
 import { scanFragments } from './fmp4-scan.ts';
@@ -125,8 +125,8 @@ describe('FragmentBuilder with real streams (judged by ffprobe)', () => {
 describe('FragmentBuilder layout', () => {
   const tracks = (): TrackInfo[] => [h264.track, aac.track];
 
-  function build(samples: [number, AccessUnit][], bases = [0, 0]): { fb: FragmentBuilder; parts: Uint8Array[] } {
-    const fb = new FragmentBuilder(tracks(), 64);
+  function build(samples: [number, AccessUnit][], bases = [0, 0], blocks = new StageBlocks()): { fb: FragmentBuilder; parts: Uint8Array[] } {
+    const fb = new FragmentBuilder(tracks(), blocks);
     fb.begin(9);
     for (const [t, au] of samples) expect(fb.addSample(t, au, 1000)).toBe(true);
     return { fb, parts: fb.finish(bases) };
@@ -198,19 +198,41 @@ describe('FragmentBuilder layout', () => {
     for (const p of parts) for (const a of h264.aus.slice(0, 10)) for (const n of a.nalus) expect(p.buffer).not.toBe(n.buffer);
   });
 
-  test('staging buffers are reused from one fragment to the next', () => {
-    const fb = new FragmentBuilder(tracks(), 1 << 20);
+  test('staging blocks are reused from one fragment to the next', () => {
+    const pool = new StageBlocks();
+    const fb = new FragmentBuilder(tracks(), pool);
     const buffers = new Set<ArrayBufferLike>();
+    let most = 0;
     for (let f = 0; f < 4; f++) {
       fb.begin(f);
       for (let i = 0; i < 25; i++) fb.addSample(0, h264.aus[f * 25 + i]!, 3600);
-      for (const p of fb.finish([f * 90000, 0])) buffers.add(p.buffer);
+      const parts = fb.finish([f * 90000, 0]);
+      for (const p of parts) buffers.add(p.buffer);
+      most = Math.max(most, parts.length);
     }
-    expect(buffers.size).toBe(2); // one head writer, one video staging buffer
+    expect(buffers.size).toBe(most); // one head writer, and the blocks of the largest fragment
+    fb.release();
+    expect(pool.stats.inUse).toBe(0);
+    expect(pool.stats.idle).toBe(most - 1);
+  });
+
+  test('any block size gives the same bytes, with samples and length prefixes across block ends', () => {
+    const samples: [number, AccessUnit][] = [];
+    for (let i = 0; i < 12; i++) samples.push([0, h264.aus[i]!], [1, aac.aus[i]!]);
+    const want = Buffer.concat(build(samples, [7, 9]).parts);
+    for (const size of [16, 23, 4096, 1 << 20]) {
+      const pool = new StageBlocks(size);
+      const { fb, parts } = build(samples, [7, 9], pool);
+      expect(Buffer.compare(Buffer.concat(parts), want)).toBe(0);
+      if (size === 16) expect(parts.length).toBeGreaterThan(100);
+      for (const p of parts.slice(1)) expect(p.length).toBeLessThanOrEqual(size);
+      fb.release();
+      expect(pool.stats.inUse).toBe(0);
+    }
   });
 
   test('refuses the sample that would pass the caps, and keeps the fragment intact', () => {
-    const fb = new FragmentBuilder([aac.track], 64);
+    const fb = new FragmentBuilder([aac.track]);
     fb.begin(1);
     const au = aac.aus[0]!;
     for (let i = 0; i < MAX_SAMPLES_PER_FRAGMENT; i++) expect(fb.addSample(0, au, 1024)).toBe(true);

@@ -29,9 +29,49 @@ const TRUN_SIZE = 0x000200;
 const TRUN_FLAGS = 0x000400;
 const TRUN_CTS = 0x000800;
 
-/** Per-track staging: media bytes plus the sample table of the current fragment. */
+/** Staging block size: a 4 Mbit/s, 1 s fragment spans ~17; an AAC second fits in one. */
+export const STAGE_BLOCK_BYTES = 32 << 10;
+/** Idle blocks a pool keeps for the next fragments (4 MiB); more go to the GC. */
+const MAX_IDLE_BLOCKS = 128;
+
+/**
+ * Staging memory shared by the fragment builders of one thread: fixed-size blocks, taken as
+ * a fragment fills and handed back once it has been written. A stream then holds only what
+ * its open fragment has filled (half a fragment on average, since streams are at different
+ * points of theirs) instead of a buffer sized for its largest fragment ever.
+ */
+export class StageBlocks {
+  #idle: Uint8Array[] = [];
+  #out = 0;
+
+  constructor(readonly blockBytes = STAGE_BLOCK_BYTES) {
+    if (!(blockBytes >= 16 && blockBytes <= 1 << 24)) throw new RangeError(`block size ${blockBytes}`);
+  }
+
+  take(): Uint8Array {
+    this.#out++;
+    return this.#idle.pop() ?? new Uint8Array(this.blockBytes);
+  }
+
+  give(b: Uint8Array): void {
+    this.#out--;
+    if (this.#idle.length < MAX_IDLE_BLOCKS && b.length === this.blockBytes) this.#idle.push(b);
+  }
+
+  /** Blocks held by builders, and idle in the pool. */
+  get stats(): { inUse: number; idle: number; blockBytes: number } {
+    return { inUse: this.#out, idle: this.#idle.length, blockBytes: this.blockBytes };
+  }
+}
+
+/** The pool builders use unless given another (one per thread: workers have their own module instance). */
+export const sharedStageBlocks = new StageBlocks();
+
+/** Per-track staging: media bytes in pool blocks plus the sample table of the current fragment. */
 class TrackStage {
-  data: Uint8Array;
+  /** Blocks holding this fragment's bytes; all full but the last, which holds `tail` bytes. */
+  blocks: Uint8Array[] = [];
+  tail = 0;
   len = 0;
   count = 0;
   sizes: Uint32Array;
@@ -43,30 +83,60 @@ class TrackStage {
 
   constructor(
     readonly video: boolean,
-    bytes: number,
+    readonly pool: StageBlocks,
     samples: number,
   ) {
-    this.data = new Uint8Array(bytes);
     this.sizes = new Uint32Array(samples);
     this.durations = new Uint32Array(samples);
     this.flags = new Uint32Array(samples);
     this.cts = new Int32Array(samples);
   }
 
+  /** Hands the blocks back to the pool and empties the stage. */
   reset(): void {
+    for (let i = 0; i < this.blocks.length; i++) this.pool.give(this.blocks[i]!);
+    this.blocks.length = 0;
+    this.tail = 0;
     this.len = 0;
     this.count = 0;
     this.anyCts = false;
   }
 
-  reserveBytes(n: number): void {
-    const need = this.len + n;
-    if (need <= this.data.length) return;
-    let cap = this.data.length * 2;
-    while (cap < need) cap *= 2;
-    const next = new Uint8Array(Math.min(cap, MAX_FRAGMENT_BYTES));
-    next.set(this.data.subarray(0, this.len));
-    this.data = next;
+  /** Copies `src` after the staged bytes, spilling into new blocks. */
+  write(src: Uint8Array): void {
+    const bs = this.pool.blockBytes;
+    let from = 0;
+    while (from < src.length) {
+      if (this.blocks.length === 0 || this.tail === bs) {
+        this.blocks.push(this.pool.take());
+        this.tail = 0;
+      }
+      const n = Math.min(bs - this.tail, src.length - from);
+      this.blocks[this.blocks.length - 1]!.set(from === 0 && n === src.length ? src : src.subarray(from, from + n), this.tail);
+      this.tail += n;
+      from += n;
+    }
+    this.len += src.length;
+  }
+
+  /** Appends a big-endian u32 (a NAL unit's length prefix), across a block boundary if need be. */
+  writeU32(v: number): void {
+    const bs = this.pool.blockBytes;
+    for (let shift = 24; shift >= 0; shift -= 8) {
+      if (this.blocks.length === 0 || this.tail === bs) {
+        this.blocks.push(this.pool.take());
+        this.tail = 0;
+      }
+      this.blocks[this.blocks.length - 1]![this.tail++] = (v >>> shift) & 0xff;
+    }
+    this.len += 4;
+  }
+
+  /** Views of the staged bytes, in order, pushed onto `parts`. */
+  pushParts(parts: Uint8Array[]): void {
+    const last = this.blocks.length - 1;
+    for (let i = 0; i < last; i++) parts.push(this.blocks[i]!);
+    if (last >= 0) parts.push(this.tail === this.pool.blockBytes ? this.blocks[last]! : this.blocks[last]!.subarray(0, this.tail));
   }
 
   reserveSample(): void {
@@ -97,22 +167,18 @@ export class FragmentBuilder {
   private open = false;
   private total = 0;
 
-  /** `capacity`: initial staging bytes for a video track (audio starts smaller); buffers double as needed. */
+  /** `blocks`: where the media bytes are staged (the thread's shared pool unless given). */
   constructor(
     readonly tracks: TrackInfo[],
-    capacity = 256 << 10,
+    blocks: StageBlocks = sharedStageBlocks,
   ) {
     if (tracks.length < 1 || tracks.length > MAX_TRACKS) throw new RangeError(`${tracks.length} tracks, want 1..${MAX_TRACKS}`);
-    this.stages = tracks.map((t) =>
-      t.kind === 'video'
-        ? new TrackStage(true, Math.max(1024, capacity), 64)
-        : new TrackStage(false, Math.max(1024, capacity >> 4), 64),
-    );
+    this.stages = tracks.map((t) => new TrackStage(t.kind === 'video', blocks, 64));
     this.head = new BoxWriter(1024, 1 << 24);
     this.truns = tracks.map(() => 0);
   }
 
-  /** Start a fragment. Invalidates the views returned by the previous `finish()`. */
+  /** Start a fragment. Invalidates the views returned by the previous `finish()` (its blocks go back to the pool). */
   begin(sequenceNumber: number): void {
     this.seq = sequenceNumber >>> 0;
     for (const s of this.stages) s.reset();
@@ -139,24 +205,12 @@ export class FragmentBuilder {
     for (let i = 0; i < nalus.length; i++) size += nalus[i]!.length + (s.video ? 4 : 0);
     if (this.total + size > MAX_FRAGMENT_BYTES || s.count >= MAX_SAMPLES_PER_FRAGMENT) return false;
 
-    s.reserveBytes(size);
     s.reserveSample();
-    const d = s.data;
-    let p = s.len;
     for (let i = 0; i < nalus.length; i++) {
       const n = nalus[i]!;
-      if (s.video) {
-        const l = n.length;
-        d[p] = l >>> 24;
-        d[p + 1] = (l >>> 16) & 0xff;
-        d[p + 2] = (l >>> 8) & 0xff;
-        d[p + 3] = l & 0xff;
-        p += 4;
-      }
-      d.set(n, p);
-      p += n.length;
+      if (s.video) s.writeU32(n.length);
+      s.write(n);
     }
-    s.len = p;
     const k = s.count++;
     s.sizes[k] = size;
     s.durations[k] = duration;
@@ -188,8 +242,9 @@ export class FragmentBuilder {
    * Close the fragment: `baseMediaDecodeTimes[i]` is the dts (track ticks) of track i's
    * first sample here, any safe integer >= 0 (written as 64-bit tfdt). Returns
    * [moof + mdat header, data of each track that has samples, in track order]; tracks
-   * without samples are left out of the moof. The array and its views are reused: valid
-   * until the next `begin()`.
+   * without samples are left out of the moof; a track's data may come as several parts (its
+   * staging blocks). The array and its views are reused: valid until the next `begin()` or
+   * `release()`.
    */
   finish(baseMediaDecodeTimes: readonly number[]): Uint8Array[] {
     if (!this.open) throw new Error('finish() without begin()');
@@ -226,9 +281,17 @@ export class FragmentBuilder {
       if (s.count === 0) continue;
       w.patchI32(this.truns[t]!, offset);
       offset += s.len;
-      parts.push(s.data.subarray(0, s.len));
+      s.pushParts(parts);
     }
     return parts;
+  }
+
+  /** Hands the staging blocks back to the pool (the views from `finish()` become invalid).
+   *  Call when the fragment has been written, or the builder is dropped. */
+  release(): void {
+    for (const s of this.stages) s.reset();
+    this.total = 0;
+    this.open = false;
   }
 
   private traf(w: BoxWriter, s: TrackStage, t: number, base: number): void {

@@ -97,7 +97,7 @@ describe('G.711 sound entries', () => {
       run(['ffmpeg', '-v', 'error', '-y', '-f', 'lavfi', '-i', 'sine=frequency=300:sample_rate=8000:duration=2', '-ac', '1', '-f', fmt, raw]);
       const pcm = new Uint8Array(readFileSync(raw));
       const track: AudioTrackInfo = { kind: 'audio', codec, timescale: 8000, sampleRate: 8000, channels: 1, config: new Uint8Array(0), codecString: fmt === 'alaw' ? 'alaw' : 'ulaw' };
-      const fb = new FragmentBuilder([track], 4096);
+      const fb = new FragmentBuilder([track]);
       const parts: Uint8Array[] = [initSegment([track])];
       for (let f = 0; f < 2; f++) {
         fb.begin(f + 1);

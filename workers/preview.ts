@@ -7,9 +7,6 @@ import type { AccessUnit, TrackInfo } from '../media/types.ts';
 import { FLAG_INIT, FLAG_KEYFRAME, KIND_FRAGMENT } from './ring-format.ts';
 import type { RingProducer } from './ring.ts';
 
-/** One picture per fragment: a 1080p IDR is ~0.3 MB; the builder grows past this if needed. */
-const PREVIEW_CAPACITY = 512 << 10;
-
 export interface PreviewCounters {
   fragments: number;
   /** Fragments the ring had no room for (the viewer side resumes at a keyframe). */
@@ -38,7 +35,8 @@ export class PreviewMuxer {
 
   setTracks(tracks: TrackInfo[]): void {
     this.#tracks = tracks;
-    this.#builder = new FragmentBuilder(tracks, PREVIEW_CAPACITY);
+    this.#builder?.release();
+    this.#builder = new FragmentBuilder(tracks);
     this.#lastDts = tracks.map(() => -1);
     this.#lastDur = tracks.map((t) => (t.kind === 'video' ? Math.round(t.timescale / (t.fps > 0 ? t.fps : 25)) : 1024));
     this.#base = tracks.map(() => 0);
@@ -93,7 +91,9 @@ export class PreviewMuxer {
     this.#base[t] = au.dts;
     const parts = b.finish(this.#base);
     const ms = Math.floor((au.dts * 1000) / tr.timescale) >>> 0;
-    if (this.#ring.tryWriteParts(this.#slot, KIND_FRAGMENT, au.keyframe && tr.kind === 'video' ? FLAG_KEYFRAME : 0, ms, parts)) {
+    const sent = this.#ring.tryWriteParts(this.#slot, KIND_FRAGMENT, au.keyframe && tr.kind === 'video' ? FLAG_KEYFRAME : 0, ms, parts);
+    b.release(); // copied into the ring (or dropped)
+    if (sent) {
       this.#seq++;
       this.counters.fragments++;
       this.#waitKeyframe = false;

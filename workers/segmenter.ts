@@ -6,8 +6,6 @@ import type { AccessUnit, TrackInfo } from '../media/types.ts';
 import type { SegmentClosed, SegmentOpened } from './control.ts';
 import type { SegmentFile, SegmentWriter } from './writer.ts';
 
-/** A 4K keyframe at 50 Mbit/s is ~1 MB; a 1 s fragment of it a few MB. Start small, grow. */
-const INITIAL_FRAGMENT_CAPACITY = 1 << 20;
 /** After a write error, wait this much media time (doubling, capped) before a new segment. */
 const RETRY_PAUSE_MS = 1000;
 const RETRY_PAUSE_MAX_MS = 60_000;
@@ -211,17 +209,21 @@ export class Segmenter {
 
   /** Ends the current segment (stream stopped): the last video sample keeps its estimate. */
   close(): void {
-    if (this.#file === null) return;
-    this.#releaseAudio(Infinity);
-    const st0 = this.#state[0]!;
-    this.#closeSegment(st0.lastDts >= 0 ? st0.lastDts + st0.lastDuration : this.#segStartDts);
+    if (this.#file !== null) {
+      this.#releaseAudio(Infinity);
+      const st0 = this.#state[0]!;
+      this.#closeSegment(st0.lastDts >= 0 ? st0.lastDts + st0.lastDuration : this.#segStartDts);
+    }
+    this.#builder?.release();
+    this.#pending = 0;
   }
 
   #adoptTracks(tracks: TrackInfo[]): void {
     this.#tracks = tracks;
     this.#state = tracks.map(() => ({ lastDts: -1, lastDuration: 0, fragStartDts: -1 }));
     this.#fragBase = tracks.map(() => 0);
-    this.#builder = new FragmentBuilder(tracks, INITIAL_FRAGMENT_CAPACITY);
+    this.#builder?.release();
+    this.#builder = new FragmentBuilder(tracks);
     this.#tracksDirty = false;
     this.#nextTracks = null;
   }
@@ -319,6 +321,8 @@ export class Segmenter {
     } catch (err) {
       this.#abortSegment(startDts, err as Error);
       return;
+    } finally {
+      this.#builder!.release(); // the writer has copied or written the parts
     }
     this.#fragmentMs.push(this.#o.wallBaseMs + Math.floor((startDts * 1000) / ts));
     this.#fragmentOffsets.push(offset);

@@ -129,7 +129,7 @@ export interface MuxOptions {
 /** Mux clips (one per track) into init + fragments in one buffer, the way a recorder would. */
 export function muxClips(clips: Clip[], o: MuxOptions = {}): { bytes: Uint8Array; fragments: number } {
   const tracks = clips.map((c) => c.track);
-  const fb = new FragmentBuilder(tracks, 4096);
+  const fb = new FragmentBuilder(tracks);
   const out: Uint8Array[] = [initSegment(tracks, o.meta)];
   const fragLen = o.fragmentSeconds ?? 1;
   const from = o.fromSeconds ?? 0, to = o.toSeconds ?? Infinity;
