@@ -73,8 +73,8 @@ export class StreamPipeline implements InputSink {
   #out: RingProducer;
   #emit: PipelineContext['emit'];
   #preview: PreviewMuxer | null = null;
-  /** The latest keyframe as Annex-B with its parameter sets (a reused, growing buffer). */
-  #key = new Uint8Array(256 << 10);
+  /** The latest keyframe as Annex-B with its parameter sets (a reused buffer, grown to fit). */
+  #key = new Uint8Array(0);
   #keyLen = 0;
   #keyWallMs = 0;
   #keyIntervalMs: number;
@@ -192,7 +192,7 @@ export class StreamPipeline implements InputSink {
   #keepKeyframe(au: AccessUnit): void {
     let need = au.bytes + 4 * au.nalus.length;
     for (const n of this.#ps) need += 4 + n.length;
-    if (need > this.#key.length) this.#key = new Uint8Array(need * 2);
+    if (need > this.#key.length) this.#key = new Uint8Array((need + (need >> 2) + 4095) & ~4095); // 25% room for the next
     let at = 0;
     for (let i = 0; i < this.#ps.length + au.nalus.length; i++) {
       const n = i < this.#ps.length ? this.#ps[i]! : au.nalus[i - this.#ps.length]!;
