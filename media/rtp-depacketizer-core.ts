@@ -76,7 +76,8 @@ const MAX_ARENA_BYTES = 2 * MAX_AU_BYTES;
  * opened, appended to (fragments) and closed.
  */
 export class AuArena {
-  private buf = new Uint8Array(64 << 10);
+  /** Grows (doubling) to the largest unit seen: 128 KiB for a 1080p IDR, 4 KiB for audio. */
+  private buf = new Uint8Array(4 << 10);
   private tail = 0;
   private nalStart = new Int32Array(256);
   private nalEnd = new Int32Array(256);
@@ -84,11 +85,12 @@ export class AuArena {
   private curNal0 = 0;
   private curByte0 = 0;
   private openAt = -1;
-  private readonly qNal0 = new Int32Array(MAX_QUEUED_UNITS);
-  private readonly qNals = new Int32Array(MAX_QUEUED_UNITS);
-  private readonly qBytes = new Int32Array(MAX_QUEUED_UNITS);
-  private readonly qTime = new Float64Array(MAX_QUEUED_UNITS);
-  private readonly qKey = new Uint8Array(MAX_QUEUED_UNITS);
+  /** The queue grows (doubling, up to MAX_QUEUED_UNITS) only where packets carry many units. */
+  private qNal0 = new Int32Array(8);
+  private qNals = new Int32Array(8);
+  private qBytes = new Int32Array(8);
+  private qTime = new Float64Array(8);
+  private qKey = new Uint8Array(8);
   private qHead = 0;
   private qLen = 0;
 
@@ -200,6 +202,7 @@ export class AuArena {
       this.dropCurrent();
       return false;
     }
+    if (this.qLen === this.qKey.length) this.growQueue();
     const k = this.qLen++;
     this.qNal0[k] = this.curNal0;
     this.qNals[k] = n;
@@ -224,6 +227,16 @@ export class AuArena {
     out.dts = this.qTime[k]!;
     out.pts = out.dts;
     return true;
+  }
+
+  private growQueue(): void {
+    const n = Math.min(MAX_QUEUED_UNITS, this.qKey.length * 2);
+    const grow = <T extends Int32Array | Float64Array | Uint8Array>(a: T, b: T): T => (b.set(a), b);
+    this.qNal0 = grow(this.qNal0, new Int32Array(n));
+    this.qNals = grow(this.qNals, new Int32Array(n));
+    this.qBytes = grow(this.qBytes, new Int32Array(n));
+    this.qTime = grow(this.qTime, new Float64Array(n));
+    this.qKey = grow(this.qKey, new Uint8Array(n));
   }
 
   private reserve(n: number): boolean {

@@ -16,6 +16,8 @@ const RETRY_PAUSE_MAX_MS = 60_000;
  */
 const MAX_HELD_AUDIO = 256;
 
+const EMPTY = new Uint8Array(0);
+
 interface HeldAudio {
   t: number;
   dts: number;
@@ -137,11 +139,17 @@ export class Segmenter {
     return true;
   }
 
+  /** A free hold entry with room for `bytes` (sized to the frame: a stream may hold hundreds). */
+  #heldEntry(bytes: number): HeldAudio {
+    const h = this.#heldFree.pop() ?? { t: 0, dts: 0, pts: 0, buf: EMPTY, len: 0 };
+    if (h.buf.length < bytes) h.buf = new Uint8Array((bytes + 255) & ~255);
+    return h;
+  }
+
   /** Copies an audio frame into the hold queue (pooled buffers; audio frames are small). */
   #hold(t: number, au: AccessUnit): boolean {
     if (this.#held.length >= MAX_HELD_AUDIO) this.#releaseOne(); // video stalled: do not wait for ever
-    const h = this.#heldFree.pop() ?? { t: 0, dts: 0, pts: 0, buf: new Uint8Array(2048), len: 0 };
-    if (h.buf.length < au.bytes) h.buf = new Uint8Array(au.bytes * 2);
+    const h = this.#heldEntry(au.bytes);
     let at = 0;
     for (const n of au.nalus) {
       h.buf.set(n, at);
@@ -169,8 +177,7 @@ export class Segmenter {
       const boundary = Math.floor((videoDts * tr.timescale) / vts);
       if (h.dts >= boundary || h.dts + h.len <= boundary) continue;
       const k = boundary - h.dts;
-      const rest = this.#heldFree.pop() ?? { t: 0, dts: 0, pts: 0, buf: new Uint8Array(2048), len: 0 };
-      if (rest.buf.length < h.len - k) rest.buf = new Uint8Array((h.len - k) * 2);
+      const rest = this.#heldEntry(h.len - k);
       rest.buf.set(h.buf.subarray(k, h.len));
       rest.len = h.len - k;
       rest.t = h.t;
