@@ -27,6 +27,16 @@ test('bench/ps-demux.ts --short runs and every picture comes out', async () => {
   expect(out).toMatch(/worker input .* MB\/s/);
 }, 60_000);
 
+test('bench/pipeline.ts --short pushes the simulator\'s packets through stream pipelines and records them', async () => {
+  const out = await run([BUN, join(ROOT, 'bench/pipeline.ts'), '--short'], { cwd: ROOT });
+  const r = JSON.parse(out.trim().split('\n').at(-1)!) as { cameras: number; packets: number; segments: number; us_per_packet: number; stage_blocks: { inUse: number } };
+  expect(r.cameras).toBe(4);
+  expect(r.packets).toBeGreaterThan(0);
+  expect(r.segments).toBe(4); // one segment per camera, closed at the end
+  expect(r.us_per_packet).toBeGreaterThan(0);
+  expect(r.stage_blocks.inUse).toBe(0); // every fragment's staging went back to the pool
+}, 120_000);
+
 // The load runner's short mode: simulator, engine, ffmpeg-per-camera and the floor recorder
 // for real, 5 cameras for a few seconds each; asserts the harness works (JSON shape, frames
 // recorded, files valid), never its figures. 720p keeps the first-use clip quick to make.

@@ -47,6 +47,18 @@ interface Conn { buf: string; pending: Uint8Array[]; pendingBytes: number; sessi
 
 export interface SimOptions { port: number; statsPort: number; cameras: number; clip: Packetized; host?: string }
 
+/** A simulated camera's SDP: H.264/H.265 on trackID=0, AAC (RFC 3640 AAC-hbr) on trackID=1. */
+export function cameraSdp(clip: Packetized, cam: number, host: string): string {
+  return [
+    'v=0', `o=- ${cam} 1 IN IP4 ${host}`, `s=FLUX bench camera ${cam}`, `c=IN IP4 ${host}`, 't=0 0', 'a=range:npt=0-',
+    `m=video 0 RTP/AVP ${PT_VIDEO}`, `a=rtpmap:${PT_VIDEO} ${clip.codec === 'h264' ? 'H264' : 'H265'}/90000`,
+    `a=fmtp:${PT_VIDEO} ${clip.videoFmtp}`, `a=framerate:${clip.fps}`, 'a=control:trackID=0',
+    `m=audio 0 RTP/AVP ${PT_AUDIO}`, `a=rtpmap:${PT_AUDIO} MPEG4-GENERIC/48000/1`,
+    `a=fmtp:${PT_AUDIO} streamtype=5;profile-level-id=1;mode=AAC-hbr;sizelength=13;indexlength=3;indexdeltalength=3;config=${clip.audioConfigHex}`,
+    'a=control:trackID=1', '',
+  ].join('\r\n');
+}
+
 export async function startSimulator(o: SimOptions) {
   const clip = o.clip;
   const frameMs = 1000 / clip.fps;
@@ -58,14 +70,7 @@ export async function startSimulator(o: SimOptions) {
   const host = o.host ?? '127.0.0.1';
   const udp = await Bun.udpSocket({ hostname: host, port: 0 });
 
-  const sdp = (cam: number) => [
-    'v=0', `o=- ${cam} 1 IN IP4 ${host}`, `s=FLUX bench camera ${cam}`, `c=IN IP4 ${host}`, 't=0 0', 'a=range:npt=0-',
-    `m=video 0 RTP/AVP ${PT_VIDEO}`, `a=rtpmap:${PT_VIDEO} ${clip.codec === 'h264' ? 'H264' : 'H265'}/90000`,
-    `a=fmtp:${PT_VIDEO} ${clip.videoFmtp}`, `a=framerate:${clip.fps}`, 'a=control:trackID=0',
-    `m=audio 0 RTP/AVP ${PT_AUDIO}`, `a=rtpmap:${PT_AUDIO} MPEG4-GENERIC/48000/1`,
-    `a=fmtp:${PT_AUDIO} streamtype=5;profile-level-id=1;mode=AAC-hbr;sizelength=13;indexlength=3;indexdeltalength=3;config=${clip.audioConfigHex}`,
-    'a=control:trackID=1', '',
-  ].join('\r\n');
+  const sdp = (cam: number) => cameraSdp(clip, cam, host);
 
   function reply(sock: Socket<Conn>, cseq: string, status: string, headers: string[] = [], body = ''): void {
     const h = [`RTSP/1.0 ${status}`, `CSeq: ${cseq}`, 'Server: flux-bench-sim', ...headers];
