@@ -8,9 +8,9 @@ import { StreamPipeline, type PipelineContext } from './pipeline.ts';
 import type { SegmentWriter } from './writer.ts';
 import { createSegmentWriter } from './writer-native.ts';
 
-/** Records drained per turn before yielding to control messages and timers. */
 /** How long a busy worker sleeps between ring reads before it parks (see #loop). */
 const LINGER_MS = 2;
+/** Records drained per turn before yielding to control messages and timers. */
 const READ_BATCH = 512;
 const STATS_INTERVAL_MS = 1000;
 

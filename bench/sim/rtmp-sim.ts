@@ -13,6 +13,7 @@ import { HANDSHAKE_BYTES, RTMP_VERSION } from '../../protocols/rtmp/handshake.ts
 import { ensureClip, type ClipCodec } from './clips.ts';
 import { flvClip, patchFrame, PUB_CHUNK_SIZE, type FlvClip, type FlvFrame } from './flv-clip.ts';
 import { parseBitrate } from './rtsp-sim.ts';
+import { SendQueue } from './send-queue.ts';
 import { wallUs, writeSeiTime } from './sei.ts';
 
 /** Unsent bytes per connection before frames are skipped (2 s at 4 Mbit/s), like an encoder's send buffer. */
@@ -42,8 +43,7 @@ interface Pub {
   startMs: number;
   sent: number;
   waitKey: boolean;
-  pending: Uint8Array[];
-  pendingBytes: number;
+  out: SendQueue;
   /** Connection attempt number: close and error of one attempt reconnect once. */
   gen: number;
 }
@@ -59,33 +59,7 @@ export async function startRtmpSimulator(o: RtmpSimOptions) {
   let sending = true, closing = false;
   const tcUrl = `rtmp://${o.host}:${o.port}/live`;
 
-  function send(p: Pub, b: Uint8Array): boolean {
-    const s = p.sock;
-    if (s === null) return false;
-    if (p.pendingBytes > 0) {
-      if (p.pendingBytes + b.length > MAX_PENDING_BYTES) return false;
-      p.pending.push(b.slice());
-      p.pendingBytes += b.length;
-      return true;
-    }
-    const n = s.write(b);
-    if (n < b.length) {
-      const rest = b.slice(Math.max(0, n));
-      p.pending.push(rest);
-      p.pendingBytes += rest.length;
-    }
-    return true;
-  }
-
-  function flush(p: Pub): void {
-    while (p.sock !== null && p.pending.length > 0) {
-      const b = p.pending[0]!;
-      const n = p.sock.write(b);
-      if (n < b.length) { p.pending[0] = b.subarray(Math.max(0, n)); p.pendingBytes -= Math.max(0, n); return; }
-      p.pending.shift();
-      p.pendingBytes -= b.length;
-    }
-  }
+  const send = (p: Pub, b: Uint8Array): boolean => p.sock !== null && p.out.send(p.sock, b);
 
   const command = (p: Pub, csid: number, streamId: number, values: AmfValue[]) =>
     send(p, writeMessage(PUB_CHUNK_SIZE, csid, MSG_COMMAND_AMF0, streamId, 0, encodeAmf0(values)));
@@ -95,8 +69,7 @@ export async function startRtmpSimulator(o: RtmpSimOptions) {
     p.hsHave = 0;
     p.reader = new ChunkReader();
     p.playing = false;
-    p.pending = [];
-    p.pendingBytes = 0;
+    p.out.clear();
     const gen = ++p.gen;
     const gone = () => { if (p.gen === gen) lost(p); };
     Bun.connect<Pub>({
@@ -110,7 +83,7 @@ export async function startRtmpSimulator(o: RtmpSimOptions) {
           send(p, c01);
         },
         data(_s, chunk) { onData(p, chunk); },
-        drain() { flush(p); },
+        drain() { if (p.sock !== null) p.out.flush(p.sock); },
         close: gone,
         error: gone,
       },
@@ -186,7 +159,7 @@ export async function startRtmpSimulator(o: RtmpSimOptions) {
 
   function sendFrame(p: Pub, f: FlvFrame, loop: number): void {
     const st = stats[p.cam]!;
-    if (p.waitKey && !f.keyframe) { if (p.pendingBytes > 0) st.skipped++; else st.lagged++; return; }
+    if (p.waitKey && !f.keyframe) { if (p.out.bytes > 0) st.skipped++; else st.lagged++; return; }
     patchFrame(f, loop * clip.loopMs, p.streamId);
     writeSeiTime(f.buf, f.seiAt, wallUs());
     if (!send(p, f.buf)) { st.skipped++; p.waitKey = true; return; }
@@ -204,7 +177,7 @@ export async function startRtmpSimulator(o: RtmpSimOptions) {
 
   // Publishers start spread over one GOP (2 s), as cameras switched on at different times: keyframes do not all coincide.
   for (let cam = 1; cam <= o.cameras; cam++) {
-    const p: Pub = { cam, sock: null, hs: new Uint8Array(SERVER_HANDSHAKE_BYTES), hsHave: 0, reader: new ChunkReader(), streamId: 1, playing: false, startMs: 0, sent: 0, waitKey: false, pending: [], pendingBytes: 0, gen: 0 };
+    const p: Pub = { cam, sock: null, hs: new Uint8Array(SERVER_HANDSHAKE_BYTES), hsHave: 0, reader: new ChunkReader(), streamId: 1, playing: false, startMs: 0, sent: 0, waitKey: false, out: new SendQueue(MAX_PENDING_BYTES), gen: 0 };
     pubs.push(p);
     setTimeout(() => connect(p), ((cam * 7919) % 50) * frameMs);
   }

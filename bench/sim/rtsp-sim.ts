@@ -8,6 +8,7 @@ import { paceSources } from './pace.ts';
 import type { Socket } from 'bun';
 import { ensureClip, type ClipCodec } from './clips.ts';
 import { packetize, PT_AUDIO, PT_VIDEO, type Frame, type Packetized } from './packetize.ts';
+import { SendQueue } from './send-queue.ts';
 import { wallUs, writeSeiTime } from './sei.ts';
 
 /** Unsent bytes per TCP connection before frames are skipped (2 s at 4 Mbit/s), like a camera's send buffer. */
@@ -43,7 +44,7 @@ interface Session {
   waitKey: boolean;
 }
 
-interface Conn { buf: string; pending: Uint8Array[]; pendingBytes: number; session: Session | null }
+interface Conn { buf: string; out: SendQueue; session: Session | null }
 
 export interface SimOptions { port: number; statsPort: number; cameras: number; clip: Packetized; host?: string }
 
@@ -79,37 +80,7 @@ export async function startSimulator(o: SimOptions) {
   }
 
   /** Writes or queues; returns false when the connection's queue is full. */
-  function send(sock: Socket<Conn>, b: Uint8Array): boolean {
-    const c = sock.data;
-    if (c.pendingBytes > 0) {
-      if (c.pendingBytes + b.length > MAX_PENDING_BYTES) return false;
-      c.pending.push(b.slice());
-      c.pendingBytes += b.length;
-      return true;
-    }
-    const n = sock.write(b);
-    if (n < b.length) {
-      const rest = b.slice(Math.max(0, n));
-      c.pending.push(rest);
-      c.pendingBytes += rest.length;
-    }
-    return true;
-  }
-
-  function flush(sock: Socket<Conn>): void {
-    const c = sock.data;
-    while (c.pending.length > 0) {
-      const b = c.pending[0]!;
-      const n = sock.write(b);
-      if (n < b.length) {
-        c.pending[0] = b.subarray(Math.max(0, n));
-        c.pendingBytes -= Math.max(0, n);
-        return;
-      }
-      c.pending.shift();
-      c.pendingBytes -= b.length;
-    }
-  }
+  const send = (sock: Socket<Conn>, b: Uint8Array): boolean => sock.data.out.send(sock, b);
 
   function camOf(url: string): number {
     const m = /\/cam(\d+)(?:\/|$)/.exec(new URL(url).pathname);
@@ -204,7 +175,7 @@ export async function startSimulator(o: SimOptions) {
 
   function sendFrame(s: Session, f: Frame, loop: number): void {
     const st = stats[s.cam]!;
-    if (s.waitKey && !f.keyframe) { if (!s.keySeen) st.preroll++; else if (s.tcp && s.sock.data.pendingBytes > 0) st.skipped++; else st.lagged++; return; }
+    if (s.waitKey && !f.keyframe) { if (!s.keySeen) st.preroll++; else if (s.tcp && s.sock.data.out.bytes > 0) st.skipped++; else st.lagged++; return; }
     const dv = f.dv;
     const vBase = s.tsV + loop * clip.videoLoopTicks, aBase = s.tsA + loop * clip.audioLoopTicks;
     for (let i = 0; i < f.at.length; i++) {
@@ -250,7 +221,7 @@ export async function startSimulator(o: SimOptions) {
     hostname: host,
     port: o.port,
     socket: {
-      open(sock) { sock.data = { buf: '', pending: [], pendingBytes: 0, session: null }; },
+      open(sock) { sock.data = { buf: '', out: new SendQueue(MAX_PENDING_BYTES), session: null }; },
       data(sock, chunk) {
         const c = sock.data;
         c.buf += chunk.toString('latin1');
@@ -271,7 +242,7 @@ export async function startSimulator(o: SimOptions) {
           onRequest(sock, head);
         }
       },
-      drain(sock) { flush(sock); },
+      drain(sock) { sock.data.out.flush(sock); },
       close(sock) { endSession(sock); },
       error(sock) { endSession(sock); },
     },
