@@ -7,9 +7,10 @@ import {
 
 interface Rec { slot: number; kind: number; flags: number; ts: number; payload: Uint8Array }
 
-function pair(dataBytes: number, maxPayload: number) {
+/** A ring and both ends; the producer wraps only at the end unless `rewind` says otherwise. */
+function pair(dataBytes: number, maxPayload: number, rewind = Infinity) {
   const sab = createRing(dataBytes, maxPayload);
-  return { sab, p: new RingProducer(sab), c: new RingConsumer(sab), ctrl: new Int32Array(sab, 0, F.CTRL_BYTES >> 2) };
+  return { sab, p: new RingProducer(sab, rewind), c: new RingConsumer(sab), ctrl: new Int32Array(sab, 0, F.CTRL_BYTES >> 2) };
 }
 
 /** Reads up to `max` records, copying each payload out of the ring. */
@@ -174,6 +175,68 @@ describe('ring round trip', () => {
     const got = drain(c);
     expect(hex(got[0]!.payload)).toBe(hex(a) + hex(d));
     expect(got[1]!.payload.length).toBe(0);
+  });
+});
+
+describe('ring rewind (a drained ring starts over at 0)', () => {
+  test('a producer past the rewind offset that finds the ring empty puts a wrap marker and continues at 0', () => {
+    const { sab, p, c, ctrl } = pair(4096, 200, 256);
+    advanceTo(p, c, ctrl, 264);
+    data(sab, 264, 272).fill(0xee);
+    expect(p.tryWrite(7, F.KIND_RTP, 0, 5, bytes(20, 3))).toBe(true);
+    expect(hex(data(sab, 264, 272))).toBe('00000000' + '0000' + '00' + '00'); // the marker
+    expect(headOf(ctrl)).toBe(F.recordSpan(20));
+    const got = drain(c);
+    expect(got.map((r) => [r.slot, r.ts])).toEqual([[7, 5]]);
+    expect(got[0]!.payload).toEqual(bytes(20, 3));
+    expect(c.empty).toBe(true);
+  });
+
+  test('right after a rewind only the offsets below the old head are free, until the consumer reads the marker', () => {
+    const { p, c, ctrl } = pair(4096, 200, 256);
+    advanceTo(p, c, ctrl, 256);
+    for (let i = 0; i < 3; i++) expect(p.tryWrite(i, F.KIND_RTP, 0, 0, bytes(52, i))).toBe(true); // 0..192
+    expect(headOf(ctrl)).toBe(192);
+    expect(p.tryWrite(3, F.KIND_RTP, 0, 0, bytes(52, 3))).toBe(false); // would meet the tail, still at 256
+    expect(p.dropped).toBe(1);
+    expect(drain(c).map((r) => r.slot)).toEqual([0, 1, 2]);
+    expect(p.tryWrite(4, F.KIND_RTP, 0, 0, bytes(52, 4))).toBe(true); // the tail moved on: room again
+    expect(drain(c).map((r) => r.slot)).toEqual([4]);
+  });
+
+  test('a ring the consumer has not drained keeps filling past the rewind offset, in order', () => {
+    const { p, c, ctrl } = pair(4096, 200, 256);
+    for (let i = 0; i < 20; i++) expect(p.tryWrite(i, F.KIND_RTP, 0, 0, bytes(52, i))).toBe(true); // 20 x 64 bytes
+    expect(headOf(ctrl)).toBe(1280);
+    expect(drain(c, 19).map((r) => r.slot)).toEqual([...Array(19).keys()]);
+    expect(p.tryWrite(20, F.KIND_RTP, 0, 0, bytes(52, 20))).toBe(true); // one record still unread
+    expect(headOf(ctrl)).toBe(1344);
+    expect(drain(c).map((r) => r.slot)).toEqual([19, 20]);
+    expect(p.tryWrite(21, F.KIND_RTP, 0, 0, bytes(52, 21))).toBe(true); // drained: back to 0
+    expect(headOf(ctrl)).toBe(64);
+    expect(drain(c).map((r) => [r.slot, r.payload[0]])).toEqual([[21, bytes(52, 21)[0]]]);
+  });
+
+  test('a consumer that keeps up confines a long run to the first rewind offset plus one burst', () => {
+    const rand = mulberry32(11);
+    const sab = createRing(64 << 10, 1500);
+    const p = new RingProducer(sab), c = new RingConsumer(sab), ctrl = new Int32Array(sab, 0, F.CTRL_BYTES >> 2);
+    let maxHead = 0, sent = 0, got = 0;
+    for (let round = 0; round < 5000; round++) {
+      for (let k = 1 + ((rand() * 4) | 0); k > 0; k--) { // bursts of up to 4 x 1.4 KB, well under the 16 KiB left after a rewind
+        expect(p.tryWrite(sent & 0xffff, F.KIND_RTP, 0, sent, bytes(1 + ((rand() * 1400) | 0), sent))).toBe(true);
+        sent++;
+        maxHead = Math.max(maxHead, headOf(ctrl));
+      }
+      c.read((slot, _k, _f, ts) => {
+        expect(ts).toBe(got);
+        expect(slot).toBe(got & 0xffff);
+        got++;
+      });
+    }
+    expect(got).toBe(sent);
+    expect(maxHead).toBeLessThanOrEqual((64 << 10) / 4 + 4 * F.recordSpan(1401));
+    expect(p.dropped).toBe(0);
   });
 });
 

@@ -69,6 +69,18 @@ const RESOLVED: Promise<void> = Promise.resolve();
  * to wait without the net.
  */
 export const WAKE_SAFETY_MS = 25;
+/**
+ * Where a drained ring starts over, as a fraction of its capacity: a producer whose HEAD is
+ * past `capacity / REWIND_DIVISOR` and finds the ring empty continues at offset 0. Rings are
+ * sized for bursts (a start-up of hundreds of cameras, a long GC pause), but in the steady
+ * state the consumer drains every few milliseconds: 100 cameras of 4 Mbit/s put ~50 KB into
+ * a worker's ring between two reads. Without the rewind HEAD still sweeps the whole ring, so
+ * every page of it becomes resident (8 MiB per worker) and the bytes are cold in cache by the
+ * time HEAD comes round again. The price: right after a rewind, until the consumer has read
+ * the wrap marker, only the offsets below the old HEAD are free, so a rewind never happens
+ * before a quarter of the ring, which is still room for a stall of 80 ms at 25 MB/s.
+ */
+export const REWIND_DIVISOR = 4;
 /** Records per read() in consume() before it yields to the event loop (timers, sockets). */
 const CONSUME_BATCH = 4096;
 const nextMacrotask = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
@@ -151,9 +163,12 @@ export class RingProducer extends RingEnd {
   private nOversize: number;
   /** Record offset of the open reservation, or -1. */
   private resAt = -1;
+  /** Head offset from which a drained ring starts over at 0 (see place()). */
+  private readonly rewindAt: number;
   private resLen = 0;
 
-  constructor(sab: SharedArrayBuffer) {
+  /** `rewindBytes`: where a drained ring starts over (see REWIND_DIVISOR; Infinity: only at the end). */
+  constructor(sab: SharedArrayBuffer, rewindBytes?: number) {
     super(sab);
     const h = Atomics.load(this.ctrl, CTRL_HEAD);
     this.head = h & CTRL_INDEX_MASK;
@@ -164,6 +179,7 @@ export class RingProducer extends RingEnd {
     this.nDroppedBytes = this.ctrl[CTRL_DROPPED_BYTES]!;
     this.nOversize = this.ctrl[CTRL_OVERSIZE]!;
     this.bytes = this.data8;
+    this.rewindAt = rewindBytes ?? Math.floor(this.capacity / REWIND_DIVISOR);
   }
 
   /** Copies `payload` into one record. False when closed, too big, or no room (counted). */
@@ -235,6 +251,13 @@ export class RingProducer extends RingEnd {
     }
     const span = recordSpan(len);
     let at = fit(this.head, this.tailSeen, span, this.capacity);
+    if (at === this.head && this.head >= this.rewindAt && span < this.head) {
+      // Past the hot region: if the consumer has caught up, start over at 0 (wrap marker
+      // here, as at the end). A consumer that keeps up then only ever touches the first
+      // part of the ring (see REWIND_DIVISOR), and the rest is never paged in.
+      this.tailSeen = Atomics.load(this.ctrl, CTRL_TAIL);
+      if (this.tailSeen === this.head) at = 0;
+    }
     if (at < 0) {
       this.tailSeen = Atomics.load(this.ctrl, CTRL_TAIL);
       at = fit(this.head, this.tailSeen, span, this.capacity);
