@@ -68,7 +68,7 @@ export class StageBlocks {
 export const sharedStageBlocks = new StageBlocks();
 
 /** Per-track staging: media bytes in pool blocks plus the sample table of the current fragment. */
-class TrackStage {
+export class TrackStage {
   /** Blocks holding this fragment's bytes; all full but the last, which holds `tail` bytes. */
   blocks: Uint8Array[] = [];
   tail = 0;
@@ -264,7 +264,7 @@ export class FragmentBuilder {
     for (let t = 0; t < this.stages.length; t++) {
       const s = this.stages[t]!;
       if (s.count === 0) continue;
-      this.traf(w, s, t, baseMediaDecodeTimes[t]!);
+      this.truns[t] = writeTraf(w, s, t, baseMediaDecodeTimes[t]!);
     }
     w.close(moof);
     const moofSize = w.pos;
@@ -293,30 +293,47 @@ export class FragmentBuilder {
     this.total = 0;
     this.open = false;
   }
+}
 
-  private traf(w: BoxWriter, s: TrackStage, t: number, base: number): void {
-    const traf = w.open(TRAF);
-    const tfhd = w.openFull(TFHD, 0, TFHD_DEFAULT_BASE_IS_MOOF); // §8.8.7
-    w.u32(t + 1);
-    w.close(tfhd);
-    const tfdt = w.openFull(TFDT, 1, 0); // §8.8.12, version 1: 64-bit
-    w.u64(base);
-    w.close(tfdt);
-    const flags = TRUN_DATA_OFFSET | TRUN_DURATION | TRUN_SIZE | TRUN_FLAGS | (s.anyCts ? TRUN_CTS : 0);
-    const trun = w.openFull(TRUN, s.anyCts ? 1 : 0, flags); // §8.8.8, version 1: signed offsets
-    w.u32(s.count);
-    this.truns[t] = w.pos;
-    w.u32(0); // data_offset, patched in finish()
-    w.ensure(s.count * 16);
-    for (let i = 0; i < s.count; i++) {
-      w.u32(s.durations[i]!);
-      w.u32(s.sizes[i]!);
-      w.u32(s.flags[i]!);
-      if (s.anyCts) w.i32(s.cts[i]!);
-    }
-    w.close(trun);
-    w.close(traf);
+/** Bytes of a moof (mfhd included) before any traf. */
+export const MOOF_FIXED_BYTES = 8 + 16;
+/** Bytes of one traf without its trun entries: traf, tfhd, tfdt (64-bit), trun header with data offset. */
+export const TRAF_FIXED_BYTES = 8 + 16 + 20 + 20;
+
+/** Bytes `writeTraf` writes for a stage (the trun carries composition offsets when any is non-zero). */
+export function trafBytes(count: number, anyCts: boolean): number {
+  return TRAF_FIXED_BYTES + count * (anyCts ? 16 : 12);
+}
+
+/**
+ * One traf of track index `t` (track id t + 1) for the samples of `s`, base-media-decode-time
+ * `base`: tfhd (default-base-is-moof), tfdt v1, trun with duration, size, flags and, when any
+ * is non-zero, composition offsets. Returns the position of the trun's data_offset field, to
+ * patch once the data's place is known.
+ */
+export function writeTraf(w: BoxWriter, s: TrackStage, t: number, base: number): number {
+  const traf = w.open(TRAF);
+  const tfhd = w.openFull(TFHD, 0, TFHD_DEFAULT_BASE_IS_MOOF); // §8.8.7
+  w.u32(t + 1);
+  w.close(tfhd);
+  const tfdt = w.openFull(TFDT, 1, 0); // §8.8.12, version 1: 64-bit
+  w.u64(base);
+  w.close(tfdt);
+  const flags = TRUN_DATA_OFFSET | TRUN_DURATION | TRUN_SIZE | TRUN_FLAGS | (s.anyCts ? TRUN_CTS : 0);
+  const trun = w.openFull(TRUN, s.anyCts ? 1 : 0, flags); // §8.8.8, version 1: signed offsets
+  w.u32(s.count);
+  const dataOffsetAt = w.pos;
+  w.u32(0); // data_offset, patched by the caller
+  w.ensure(s.count * 16);
+  for (let i = 0; i < s.count; i++) {
+    w.u32(s.durations[i]!);
+    w.u32(s.sizes[i]!);
+    w.u32(s.flags[i]!);
+    if (s.anyCts) w.i32(s.cts[i]!);
   }
+  w.close(trun);
+  w.close(traf);
+  return dataOffsetAt;
 }
 
 function checkU32(v: number, what: string): void {

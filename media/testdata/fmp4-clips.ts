@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { splitAnnexB } from '../annexb.ts';
 import { FragmentBuilder } from '../fmp4-fragment.ts';
+import { ADDED, FragmentStreamer, type FinishedFragment } from '../fmp4-stream.ts';
 import { initSegment } from '../fmp4-init.ts';
 import type { InitMeta } from '../fmp4-init.ts';
 import { AAC_SAMPLES_PER_FRAME, adtsToAudioSpecificConfig, audioTrackInfoAac, newAdtsFrame, nextAdtsFrame } from '../aac.ts';
@@ -162,4 +163,107 @@ export function muxClips(clips: Clip[], o: MuxOptions = {}): { bytes: Uint8Array
   let off = 0;
   for (const p of out) { bytes.set(p, off); off += p.length; }
   return { bytes, fragments };
+}
+
+/**
+ * A BlockSink over an in-memory file that checks the streamer's side of the contract: offsets
+ * and lengths aligned, a block never handed over twice, a header (commitEnd > 0) only after
+ * the fragment's data. Blocks come back filled with 0xEE (as another stream's old bytes would
+ * be), and a put block is scribbled over after its bytes are copied, so relying on a block
+ * after handing it over shows up as corrupt media.
+ */
+export class MemorySink {
+  file = new Uint8Array(1 << 16);
+  size = 0;
+  /** Every put: offset, length, commit end. */
+  readonly puts: { offset: number; len: number; commitEnd: number }[] = [];
+  readonly #idle: Uint8Array[] = [];
+  readonly #out = new Set<Uint8Array>();
+  /** Blocks that may be out at once (take() returns null beyond), and an error to throw from put. */
+  limit = Infinity;
+  failPut: Error | null = null;
+  takes = 0;
+
+  constructor(
+    readonly blockBytes: number,
+    readonly align = 4096,
+  ) {}
+
+  take(): Uint8Array | null {
+    if (this.#out.size >= this.limit) return null;
+    const b = this.#idle.pop() ?? new Uint8Array(this.blockBytes);
+    b.fill(0xee);
+    this.#out.add(b);
+    this.takes++;
+    return b;
+  }
+
+  put(block: Uint8Array, offset: number, len: number, commitEnd: number): void {
+    if (!this.#out.delete(block)) throw new Error('put of a block that is not out');
+    this.#idle.push(block);
+    if (offset % this.align !== 0 || len % this.align !== 0 || len > block.length || len <= 0) {
+      throw new Error(`unaligned put: offset ${offset}, len ${len}`);
+    }
+    if (this.failPut) throw this.failPut;
+    if (commitEnd > 0 && !this.puts.some((p) => p.offset + p.len === commitEnd) && commitEnd !== offset + len) {
+      throw new Error(`header committing ${commitEnd} before the data that ends there`);
+    }
+    if (offset + len > this.file.length) {
+      const next = new Uint8Array(Math.max(this.file.length * 2, offset + len));
+      next.set(this.file);
+      this.file = next;
+    }
+    this.file.set(block.subarray(0, len), offset);
+    this.size = Math.max(this.size, offset + len);
+    this.puts.push({ offset, len, commitEnd });
+    block.fill(0xdd);
+  }
+
+  drop(block: Uint8Array): void {
+    if (!this.#out.delete(block)) throw new Error('drop of a block that is not out');
+    this.#idle.push(block);
+  }
+
+  /** Blocks taken and not yet handed back. */
+  get outstanding(): number {
+    return this.#out.size;
+  }
+
+  bytes(): Uint8Array {
+    return this.file.slice(0, this.size);
+  }
+}
+
+/**
+ * muxClips through a FragmentStreamer into a MemorySink (init in front of the first moof),
+ * the way the recorder writes a segment. Returns the file and where each fragment's moof is.
+ */
+export function streamClips(clips: Clip[], sink: MemorySink, o: MuxOptions = {}): { bytes: Uint8Array; fragments: FinishedFragment[] } {
+  const tracks = clips.map((c) => c.track);
+  const fs = new FragmentStreamer(tracks, sink);
+  fs.startFile(initSegment(tracks, o.meta));
+  const fragLen = o.fragmentSeconds ?? 1;
+  const sec = (c: Clip, au: AccessUnit) => au.dts / c.track.timescale;
+  const idx = clips.map(() => 0);
+  let seq = o.firstSequence ?? 1;
+  const out: FinishedFragment[] = [];
+  for (let start = 0; idx.some((i, t) => i < clips[t]!.aus.length); start += fragLen) {
+    const end = start + fragLen;
+    if (!fs.begin(seq++)) throw new Error('no block');
+    const bases: number[] = [];
+    clips.forEach((c, t) => {
+      bases[t] = 0;
+      for (let i = idx[t]!; i < c.aus.length && sec(c, c.aus[i]!) < end; i++, idx[t] = i) {
+        const au = c.aus[i]!;
+        if (fs.sampleCount(t) === 0) bases[t] = au.dts + (o.dtsOffset?.[t] ?? 0);
+        if (o.patchDurations) {
+          if (fs.sampleCount(t) > 0) fs.setLastDuration(t, au.dts - c.aus[i - 1]!.dts);
+          if (fs.addSample(t, au, 0) !== ADDED) throw new Error('fragment full');
+        } else if (fs.addSample(t, au, c.durations[i]!) !== ADDED) throw new Error('fragment full');
+      }
+      if (o.patchDurations && fs.sampleCount(t) > 0) fs.setLastDuration(t, c.durations[idx[t]! - 1]!);
+    });
+    out.push(fs.finish(bases));
+  }
+  return { bytes: sink.bytes(), fragments: out };
 }
