@@ -3,6 +3,7 @@
 // buffered), the portable writer, Bun's FileSink and node:fs appends, side by side.
 //
 //   bun bench/disk.ts [--quick] [--json PATH] [--dir DIR] [--no-strace]
+//                     [--methods native-uring,portable,...] [--files 100,300] [--seconds S] [--no-saturation]
 //
 // Reports MB/s, CPU seconds per GB (process.cpuUsage: every thread of this process,
 // io_uring workers included; kernel writeback threads are not), syscalls per GB (strace -c
@@ -13,14 +14,14 @@ import { spawnSync } from 'node:child_process';
 import { closeSync, fdatasyncSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
 import { open as openAsync, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import { NativeWriter } from '../workers/writer-native.ts';
-import { PortableWriter, type SegmentFile } from '../workers/writer.ts';
+import { NativeWriter, WRITE_BLOCK_BYTES } from '../workers/writer-native.ts';
+import { PortableWriter, type SegmentFile, type SegmentWriter } from '../workers/writer.ts';
 
 const FRAGMENT_BYTES = 500_000; // 4 Mbit/s camera, 1 s fragments
 const TMPFS_MAGIC = 0x01021994;
 /** Fragments per file in a syscall-counting run, so per-file open/close do not dominate. */
 const STRACE_MIN_ROUNDS = 20;
-const METHODS = ['native-uring', 'native-uring-buffered', 'portable', 'bun-write', 'node-fs'] as const;
+const METHODS = ['native-uring', 'native-uring-noprealloc', 'native-uring-buffered', 'portable', 'bun-write', 'node-fs'] as const;
 type Method = (typeof METHODS)[number];
 
 interface Sink {
@@ -61,18 +62,22 @@ function machineCpuSeconds(): number {
 }
 
 function makeMethod(m: Method): Maker {
-  if (m === 'native-uring' || m === 'native-uring-buffered') {
-    // The engine's defaults: 1 MiB chunks, 256 MiB of pool, 100 ms batches of up to 32.
-    const w = new NativeWriter({ directIo: m === 'native-uring', chunkBytes: 1 << 20, poolChunks: 256, batchIntervalMs: 100, batchSize: 32 });
+  if (m.startsWith('native-uring')) {
+    // The engine's defaults: 128 KiB blocks, 1024 of them, 100 ms batches of up to 32, space
+    // reserved 4 MiB ahead.
+    const w = new NativeWriter({
+      directIo: m !== 'native-uring-buffered', blockBytes: WRITE_BLOCK_BYTES, poolBlocks: 1024, batchIntervalMs: 100, batchSize: 32,
+      preallocBytes: m === 'native-uring-noprealloc' ? 0 : 4 << 20,
+    });
     return {
-      open: (p) => segmentSink(w.open(p)),
+      open: (p) => segmentSink(w, w.open(p)),
       drain: () => w.drain(),
       finish: () => w.shutdown(),
     };
   }
   if (m === 'portable') {
     const w = new PortableWriter();
-    return { open: (p) => segmentSink(w.open(p)), drain: () => w.drain(), finish: async () => {} };
+    return { open: (p) => segmentSink(w, w.open(p)), drain: () => w.drain(), finish: async () => {} };
   }
   if (m === 'bun-write') {
     return {
@@ -112,14 +117,41 @@ function makeMethod(m: Method): Maker {
   };
 }
 
-function segmentSink(f: SegmentFile): Sink {
-  const parts: Uint8Array[] = [new Uint8Array(0)];
+/**
+ * A fragment the way the recorder writes one (media/fmp4-stream.ts): its bytes copied into
+ * write blocks after a one-page header region, each full block handed over, then the last
+ * (padded) and the header committing the fragment.
+ */
+function segmentSink(w: SegmentWriter, f: SegmentFile): Sink {
+  let end = 0;
+  /** A free block; when all are out the disk is behind: wait (counted in the append's latency). */
+  const take = async (): Promise<Uint8Array> => {
+    for (;;) {
+      const b = w.take();
+      if (b !== null) return b;
+      await new Promise((r) => setTimeout(r, 1));
+    }
+  };
   return {
-    append(d) {
-      parts[0] = d;
-      f.append(parts, 1);
+    async append(d) {
+      const at = end;
+      let pos = at + w.align;
+      for (let k = 0; k < d.length; ) {
+        const b = w.take() ?? (await take());
+        const n = Math.min(w.blockBytes, d.length - k);
+        b.set(d.subarray(k, k + n));
+        const len = Math.ceil(n / w.align) * w.align;
+        b.fill(0, n, len);
+        f.writeBlock(b, pos, len, 0);
+        pos += len;
+        k += n;
+      }
+      const h = w.take() ?? (await take());
+      h.fill(0, 0, w.align);
+      end = pos;
+      f.writeBlock(h, at, w.align, end);
     },
-    close: async () => f.close(true),
+    close: async () => f.close(true, end),
   };
 }
 
@@ -266,15 +298,19 @@ async function main(): Promise<void> {
   const dir = mkdtempSync(join(base, 'bench-disk-'));
   if (statfsSync(dir).type === TMPFS_MAGIC) throw new Error(`${dir} is tmpfs: give --dir on a real disk`);
   const useStrace = !args.includes('--no-strace') && spawnSync('strace', ['-V']).status === 0;
-  const fileCounts = quick ? [10, 100] : [1, 10, 100, 300];
-  const seconds = quick ? 1.5 : 6;
+  const fileCounts = flag('--files')?.split(',').map(Number) ?? (quick ? [10, 100] : [1, 10, 100, 300]);
+  const seconds = Number(flag('--seconds') ?? (quick ? 1.5 : 6));
+  const only = flag('--methods')?.split(',');
+  if (only?.some((m) => !(METHODS as readonly string[]).includes(m))) throw new Error(`--methods: some of ${METHODS.join(', ')}`);
+  const methods = METHODS.filter((m) => only === undefined || only.includes(m));
+  const saturation = !args.includes('--no-saturation');
   const satBytes = quick ? 200e6 : 2e9;
   const straceBytes = quick ? 40e6 : 200e6;
   const results: Result[] = [];
   try {
     const runs: Run[] = [
-      ...fileCounts.flatMap((files) => METHODS.map((method) => ({ method, files, seconds }))),
-      ...METHODS.map((method) => ({ method, files: 100, bytes: satBytes })),
+      ...fileCounts.flatMap((files) => methods.map((method) => ({ method, files, seconds }))),
+      ...(saturation ? methods.map((method) => ({ method, files: 100, bytes: satBytes })) : []),
     ];
     for (const r of runs) {
       const res = await runOnce(r, dir, payload);
@@ -286,7 +322,7 @@ async function main(): Promise<void> {
       const baseline = countSyscalls('none', 0, 0, dir) ?? 0;
       const counted = new Map<string, number | null>();
       for (const files of new Set(results.map((r) => r.files))) {
-        for (const method of METHODS) {
+        for (const method of methods) {
           const want = Math.max(straceBytes, files * FRAGMENT_BYTES * STRACE_MIN_ROUNDS);
           const n = countSyscalls(method, files, want, dir);
           const got = Math.max(1, Math.round(want / (FRAGMENT_BYTES * files))) * FRAGMENT_BYTES * files;

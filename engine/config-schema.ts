@@ -209,6 +209,7 @@ export const ConfigSchema = z.strictObject(
           max_memory_mb: intIn(16, 1 << 20, 256),
           index_cache_size: intIn(0, 10_000_000, 10000),
           ring_size_mb: intIn(1, 256, 8), // each worker's input ring
+          preallocate_mb: intIn(0, 1024, 4), // segment file space reserved ahead of the writes (native writer)
         }),
         distributed: table({
           node_id: str(''),

@@ -1,7 +1,9 @@
 // Cuts one stream's access units into fMP4 fragments (~fragmentDurationMs) and segment
-// files (rotated at the first keyframe after segmentDurationMs), and writes them.
+// files (rotated at the first keyframe after segmentDurationMs), and writes them: the video
+// goes to the disk block by block as it arrives (media/fmp4-stream.ts), so a stream holds
+// one write block, not its open fragment.
 import { initSegment } from '../media/fmp4-init.ts';
-import { FragmentBuilder } from '../media/fmp4-fragment.ts';
+import { ADDED, FRAGMENT_FULL, FragmentStreamer, NoBlockError, type BlockSink } from '../media/fmp4-stream.ts';
 import type { AccessUnit, TrackInfo } from '../media/types.ts';
 import type { SegmentClosed, SegmentOpened } from './control.ts';
 import type { SegmentFile, SegmentWriter } from './writer.ts';
@@ -54,8 +56,10 @@ export class Segmenter {
   #o: SegmenterOptions;
   #tracks: TrackInfo[] = [];
   #state: TrackState[] = [];
-  #builder: FragmentBuilder | null = null;
+  #stream: FragmentStreamer | null = null;
   #file: SegmentFile | null = null;
+  /** Where the streamer's blocks come from (the writer) and go (the open file). */
+  readonly #sink: BlockSink;
   #segStartDts = 0;
   #segStartMs = 0;
   #segNumber: number;
@@ -77,6 +81,20 @@ export class Segmenter {
   constructor(opts: SegmenterOptions) {
     this.#o = opts;
     this.#segNumber = opts.firstSegmentNumber;
+    const w = opts.writer;
+    this.#sink = {
+      blockBytes: w.blockBytes,
+      align: w.align,
+      take: () => w.take(),
+      drop: (b) => w.drop(b),
+      put: (b, offset, len, commitEnd) => {
+        if (this.#file === null) {
+          w.drop(b);
+          throw new Error('segmenter: a block handed over with no file open');
+        }
+        this.#file.writeBlock(b, offset, len, commitEnd);
+      },
+    };
   }
 
   /** Number the next segment will carry. */
@@ -120,7 +138,7 @@ export class Segmenter {
         const d = au.dts - st.lastDts;
         if (d > 0) st.lastDuration = d;
         // Keep durations exact: the last video sample learns its length from this AU.
-        if (st.fragStartDts >= 0) this.#builder!.setLastDuration(0, st.lastDuration);
+        if (st.fragStartDts >= 0) this.#stream!.setLastDuration(0, st.lastDuration);
       }
       if (au.keyframe && this.#file !== null && this.#rotationDue(au.dts)) this.#closeSegment(au.dts);
       else if (this.#file !== null && this.#fragmentDue(au)) this.#flushFragment();
@@ -221,7 +239,7 @@ export class Segmenter {
       const st0 = this.#state[0]!;
       this.#closeSegment(st0.lastDts >= 0 ? st0.lastDts + st0.lastDuration : this.#segStartDts);
     }
-    this.#builder?.release();
+    this.#stream?.abort();
     this.#pending = 0;
   }
 
@@ -229,8 +247,8 @@ export class Segmenter {
     this.#tracks = tracks;
     this.#state = tracks.map(() => ({ lastDts: -1, lastDuration: 0, fragStartDts: -1 }));
     this.#fragBase = tracks.map(() => 0);
-    this.#builder?.release();
-    this.#builder = new FragmentBuilder(tracks);
+    this.#stream?.abort();
+    this.#stream = new FragmentStreamer(tracks, this.#sink);
     this.#tracksDirty = false;
     this.#nextTracks = null;
   }
@@ -259,14 +277,39 @@ export class Segmenter {
       duration = st.lastDuration > 0 ? st.lastDuration : Math.round(tr.timescale / (tr.fps > 0 ? tr.fps : 25));
       st.lastDuration = duration;
     }
-    if (this.#pending === 0) this.#builder!.begin(this.#fragSeq);
+    if (this.#pending === 0 && !this.#beginFragment(au.dts)) return;
     if (st.fragStartDts < 0) {
       st.fragStartDts = au.dts;
       this.#fragBase[t] = au.dts;
     }
-    this.#builder!.addSample(t, au, duration);
+    let r: number;
+    try {
+      r = this.#stream!.addSample(t, au, duration);
+      if (r === FRAGMENT_FULL && this.#pending > 0) {
+        // The moof's room (or a cap) is used up: this sample starts the next fragment.
+        this.#flushFragment();
+        if (this.#file === null || !this.#beginFragment(au.dts)) return;
+        st.fragStartDts = au.dts;
+        this.#fragBase[t] = au.dts;
+        r = this.#stream!.addSample(t, au, duration);
+      }
+    } catch (err) {
+      this.#abortSegment(au.dts, err as Error); // a write error from a full block
+      return;
+    }
+    if (r !== ADDED) {
+      this.#abortSegment(au.dts, r === FRAGMENT_FULL ? new Error(`a sample of ${au.bytes} bytes is larger than a fragment may be`) : new NoBlockError());
+      return;
+    }
     st.lastDts = au.dts;
     this.#pending++;
+  }
+
+  /** Opens the next fragment; false (the segment aborted) when no write block is free. */
+  #beginFragment(dts: number): boolean {
+    if (this.#stream!.begin(this.#fragSeq)) return true;
+    this.#abortSegment(dts, new NoBlockError());
+    return false;
   }
 
   #openSegment(dts: number): boolean {
@@ -279,19 +322,14 @@ export class Segmenter {
       segmentNumber: this.#segNumber,
       startUnixMs: startMs,
     });
-    let file: SegmentFile | null = null;
+    let file: SegmentFile;
     try {
       file = this.#o.writer.open(`${this.#o.basePath}/${rel}`);
-      file.append([init]);
     } catch (err) {
-      try {
-        file?.close(false);
-      } catch {
-        /* report the first error */
-      }
       this.#failed(dts, err as Error);
       return false;
     }
+    this.#stream!.startFile(init); // written in front of the first fragment's moof
     this.#file = file;
     this.#lastPath = rel;
     this.#segStartDts = dts;
@@ -316,23 +354,20 @@ export class Segmenter {
 
   #flushFragment(): void {
     if (this.#pending === 0 || this.#file === null) return;
-    const parts = this.#builder!.finish(this.#fragBase);
     const ts = this.#tracks[0]!.timescale;
     const startDts = this.#state[0]!.fragStartDts >= 0 ? this.#state[0]!.fragStartDts : this.#segStartDts;
-    const offset = this.#file.size;
     this.#pending = 0;
     this.#fragSeq++;
     for (const st of this.#state) st.fragStartDts = -1;
+    let done;
     try {
-      this.#file.append(parts);
+      done = this.#stream!.finish(this.#fragBase);
     } catch (err) {
       this.#abortSegment(startDts, err as Error);
       return;
-    } finally {
-      this.#builder!.release(); // the writer has copied or written the parts
     }
     this.#fragmentMs.push(this.#o.wallBaseMs + Math.floor((startDts * 1000) / ts));
-    this.#fragmentOffsets.push(offset);
+    this.#fragmentOffsets.push(done.moofOffset);
   }
 
   #closeSegment(endDts: number): void {
@@ -340,24 +375,27 @@ export class Segmenter {
     const file = this.#file;
     if (file === null) return;
     this.#file = null;
+    const size = this.#stream!.offset;
     try {
-      file.close(this.#o.syncOnClose);
+      file.close(this.#o.syncOnClose, size);
     } catch (err) {
       this.#o.onError(err as Error);
     }
-    this.#emitClose(file.size, endDts);
+    this.#emitClose(size, endDts);
   }
 
-  /** A write failed: close what we have (it holds complete fragments only) and pause. */
+  /** A write failed: close what we have (the writer keeps its whole fragments) and pause. */
   #abortSegment(dts: number, err: Error): void {
+    this.#stream!.abort();
     const file = this.#file!;
     this.#file = null;
+    const size = this.#stream!.offset;
     try {
-      file.close(false);
+      file.close(false, size);
     } catch {
       /* report the first error */
     }
-    this.#emitClose(file.size, dts);
+    this.#emitClose(size, dts);
     this.#failed(dts, err);
   }
 

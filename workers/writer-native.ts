@@ -1,26 +1,33 @@
-// The native segment writer (SegmentWriter over the flux-native addon: io_uring, O_DIRECT,
-// batched submission), the start-up choice between it and the portable writer, and the
-// factory media workers call.
+// The native segment writer (SegmentWriter over the flux-native addon: blocks of its pool
+// filled in place and written by io_uring, O_DIRECT, batched submission), the start-up choice
+// between it and the portable writer, and the factory media workers call.
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { loadNative, type FluxNative, type NativeLoad, type ProbeResult, type WriterErrorInfo, type WriterHandle, type WriterStats } from '../native/index.ts';
-import { PortableWriter, SegmentWriteError, type SegmentFile, type SegmentWriter } from './writer.ts';
+import { DEFAULT_GEOMETRY, PortableWriter, SegmentWriteError, type BlockGeometry, type SegmentFile, type SegmentWriter } from './writer.ts';
 
 /** Directories known to exist; cleared when this large (one per stream and hour). */
 const MAX_KNOWN_DIRS = 4096;
 /** How often drain() looks at the addon's pending count. */
 const DRAIN_POLL_MS = 5;
-/** Staging chunk: the largest single write; a 4 Mbit/s, 1 s fragment goes out as one. */
-const CHUNK_BYTES = 1 << 20;
+/**
+ * Write block: what a stream holds while it fills one, and what one write carries. A
+ * 4 Mbit/s camera fills one every 0.26 s: four writes a second, about one page of memory a
+ * camera per KiB of block. Smaller blocks cost more writes (each an io_uring entry, a
+ * completion and an extent lookup); larger ones more memory per camera.
+ */
+export const WRITE_BLOCK_BYTES = 128 << 10;
 
 export interface NativeWriterOptions {
   directIo: boolean;
-  chunkBytes?: number;
-  poolChunks?: number;
+  blockBytes?: number;
+  poolBlocks?: number;
   batchIntervalMs?: number;
   batchSize?: number;
   ringEntries?: number;
-  stageWaitMs?: number;
+  preallocBytes?: number;
+  /** Alignment of fragments (write_alignment); O_DIRECT needs a multiple of 4096. */
+  align?: number;
   /** Failures found after a file was closed (last write, truncate, fdatasync). */
   onError?(err: SegmentWriteError): void;
   /** A file that could not use O_DIRECT; called once per distinct reason. */
@@ -36,12 +43,17 @@ function infoOf(err: unknown): Partial<WriterErrorInfo> {
 export class NativeWriter implements SegmentWriter {
   readonly kind = 'native' as const;
   readonly directIo: boolean;
+  readonly blockBytes: number;
+  readonly align: number;
   readonly #addon: FluxNative;
   readonly #h: WriterHandle;
   readonly #timer: ReturnType<typeof setInterval>;
   readonly #dirs = new Set<string>();
   readonly #fallbacks = new Set<string>();
   readonly #o: NativeWriterOptions;
+  /** A view per block index (made once: the memory is the pool's), and back. */
+  readonly #views: Uint8Array[] = [];
+  readonly #index = new Map<Uint8Array, number>();
 
   /** @throws Error when the addon is missing or io_uring cannot be set up. */
   constructor(o: NativeWriterOptions) {
@@ -50,8 +62,13 @@ export class NativeWriter implements SegmentWriter {
     this.#addon = load.addon;
     this.#o = o;
     this.directIo = o.directIo;
-    const { onError: _e, onFallback: _f, addon: _a, ...addonOptions } = o;
-    this.#h = this.#addon.writerCreate(addonOptions);
+    this.blockBytes = o.blockBytes ?? WRITE_BLOCK_BYTES;
+    this.align = o.align ?? 4096;
+    if (this.blockBytes % 4096 !== 0 || this.blockBytes % this.align !== 0) {
+      throw new RangeError(`block of ${this.blockBytes} bytes: a multiple of 4096 and of the alignment ${this.align}`);
+    }
+    const { onError: _e, onFallback: _f, addon: _a, align: _al, ...addonOptions } = o;
+    this.#h = this.#addon.writerCreate({ ...addonOptions, blockBytes: this.blockBytes });
     // Completion reports are polled (see native/src/js_writer.rs for why not callbacks).
     this.#timer = setInterval(() => this.poll(), o.batchIntervalMs ?? 100);
     this.#timer.unref?.();
@@ -85,7 +102,38 @@ export class NativeWriter implements SegmentWriter {
       this.#fallbacks.add(opened.fallback);
       this.#o.onFallback?.(absPath, opened.fallback);
     }
-    return new NativeFile(absPath, opened.id, opened.direct, this.#addon, this.#h);
+    return new NativeFile(absPath, opened.id, this);
+  }
+
+  take(): Uint8Array | null {
+    const i = this.#addon.writerTake(this.#h);
+    if (i < 0) return null;
+    let v = this.#views[i];
+    if (v === undefined) {
+      v = new Uint8Array(this.#addon.writerBlock(this.#h, i));
+      this.#views[i] = v;
+      this.#index.set(v, i);
+    }
+    return v;
+  }
+
+  drop(block: Uint8Array): void {
+    this.#addon.writerDrop(this.#h, this.#indexOf(block));
+  }
+
+  /** Hands a block to the addon for `fileId` (NativeFile.writeBlock). */
+  write(fileId: number, block: Uint8Array, offset: number, len: number, commitEnd: number): void {
+    this.#addon.writerWrite(this.#h, fileId, this.#indexOf(block), offset, len, commitEnd);
+  }
+
+  close(fileId: number, sync: boolean, size: number): void {
+    this.#addon.writerClose(this.#h, fileId, sync, size);
+  }
+
+  #indexOf(block: Uint8Array): number {
+    const i = this.#index.get(block);
+    if (i === undefined) throw new RangeError('not a block of this writer');
+    return i;
   }
 
   /** Hands errors found after close to onError; the timer calls it every batch interval. */
@@ -126,43 +174,35 @@ export class NativeWriter implements SegmentWriter {
 }
 
 class NativeFile implements SegmentFile {
-  size = 0;
   #closed = false;
 
   constructor(
     readonly path: string,
     readonly id: number,
-    readonly direct: boolean,
-    private readonly addon: FluxNative,
-    private readonly h: WriterHandle,
+    private readonly w: NativeWriter,
   ) {}
 
-  append(parts: readonly Uint8Array[], count = parts.length): void {
-    if (this.#closed) {
-      throw new SegmentWriteError(this.path, this.size, { cause: Object.assign(new Error('file is closed'), { code: 'EBADF' }) });
-    }
+  writeBlock(block: Uint8Array, offset: number, len: number, commitEnd: number): void {
     try {
-      this.size = this.addon.writerAppend(this.h, this.id, parts, count);
+      this.w.write(this.id, block, offset, len, commitEnd);
     } catch (cause) {
-      this.#failed(cause);
+      this.#failed(cause, offset);
     }
   }
 
-  close(sync: boolean): void {
+  close(sync: boolean, size: number): void {
     if (this.#closed) return;
     this.#closed = true;
     try {
-      this.addon.writerClose(this.h, this.id, sync);
+      this.w.close(this.id, sync, size);
     } catch (cause) {
-      this.#failed(cause);
+      this.#failed(cause, size);
     }
   }
 
-  #failed(cause: unknown): never {
+  #failed(cause: unknown, at: number): never {
     const info = infoOf(cause);
-    // The file keeps only complete appends the disk acknowledged: that is its size now.
-    if (typeof info.size === 'number') this.size = info.size;
-    throw new SegmentWriteError(this.path, typeof info.offset === 'number' ? info.offset : this.size, { cause });
+    throw new SegmentWriteError(this.path, typeof info.offset === 'number' ? info.offset : at, { cause });
   }
 }
 
@@ -174,6 +214,8 @@ export interface WriterConfig {
   buffer_size_mb: number;
   batch_size: number;
   batch_interval_ms: number;
+  write_alignment: number;
+  preallocate_mb: number;
 }
 
 export interface WriterChoice {
@@ -181,7 +223,7 @@ export interface WriterChoice {
   directIo: boolean;
   /** One line for the log: the writer in use and why. */
   reason: string;
-  /** Settings for NativeWriter in each media worker. */
+  /** Settings for the writer in each media worker. */
   options: WriterSettings;
 }
 
@@ -190,32 +232,49 @@ export type WriterSettings = Omit<NativeWriterOptions, 'onError' | 'onFallback' 
 
 /**
  * Picks the writer at start-up: native when the config asks for io_uring, the addon loaded
- * and the probe created a ring; O_DIRECT when the config asks and the probe wrote a block.
+ * and the probe created a ring; O_DIRECT when the config asks, the probe wrote a block, and
+ * the alignment is whole 4 KiB pages. The staging budget (buffer_pool_size x buffer_size_mb)
+ * is split between the workers and bounds the blocks each may have out.
  */
 export function chooseWriter(cfg: WriterConfig, native: NativeLoad, probe: ProbeResult | null, workers: number): WriterChoice {
+  const align = cfg.write_alignment;
+  const blockBytes = Math.ceil(Math.max(WRITE_BLOCK_BYTES, align) / align) * align;
   const poolBytes = (cfg.buffer_pool_size * cfg.buffer_size_mb * 2 ** 20) / Math.max(1, workers);
   const options = {
     directIo: false,
-    chunkBytes: CHUNK_BYTES,
-    poolChunks: Math.max(16, Math.floor(poolBytes / CHUNK_BYTES)),
+    blockBytes,
+    align,
+    poolBlocks: Math.max(16, Math.floor(poolBytes / blockBytes)),
     batchIntervalMs: cfg.batch_interval_ms,
     batchSize: cfg.batch_size,
+    preallocBytes: cfg.preallocate_mb * 2 ** 20,
   };
   const portable = (why: string): WriterChoice => ({ kind: 'portable', directIo: false, reason: `writer portable: ${why}`, options });
   if (!cfg.use_io_uring) return portable('use_io_uring = false in the config');
   if (native.addon === null) return portable(`native addon unavailable: ${native.reason}`);
   if (probe === null || !probe.ioUring) return portable(`io_uring unavailable: ${probe?.ioUringError ?? 'not probed'}`);
+  if (blockBytes % 4096 !== 0) return portable(`write_alignment = ${align} is not a multiple of 4096`);
   const directIo = cfg.use_direct_io && probe.directIo;
   const direct = !cfg.use_direct_io
     ? 'O_DIRECT off (use_direct_io = false)'
     : probe.directIo
       ? 'O_DIRECT on'
       : `O_DIRECT off (${probe.directIoError ?? 'probe failed'})`;
+  const ahead = options.preallocBytes > 0 ? `, space reserved ${cfg.preallocate_mb} MiB ahead` : '';
   return {
     kind: 'native',
     directIo,
-    reason: `writer native: io_uring, ${direct}, kernel ${probe.kernel}`,
+    reason: `writer native: io_uring, ${direct}, ${blockBytes >> 10} KiB blocks${ahead}, kernel ${probe.kernel}`,
     options: { ...options, directIo },
+  };
+}
+
+/** Block geometry of writer settings, for the portable writer. */
+function geometryOf(o: WriterSettings | undefined): BlockGeometry {
+  return {
+    blockBytes: o?.blockBytes ?? DEFAULT_GEOMETRY.blockBytes,
+    align: o?.align ?? DEFAULT_GEOMETRY.align,
+    poolBlocks: o?.poolBlocks ?? DEFAULT_GEOMETRY.poolBlocks,
   };
 }
 
@@ -229,7 +288,7 @@ export function createSegmentWriter(
   problem: (message: string) => void,
   onError: (err: SegmentWriteError) => void,
 ): SegmentWriter {
-  if (kind !== 'native') return new PortableWriter(onError);
+  if (kind !== 'native') return new PortableWriter(onError, geometryOf(writerOptions));
   const options: NativeWriterOptions = { directIo: true, ...writerOptions };
   try {
     return new NativeWriter({
@@ -239,6 +298,6 @@ export function createSegmentWriter(
     });
   } catch (err) {
     problem(`native writer failed in this worker, recording with the portable writer: ${(err as Error).message}`);
-    return new PortableWriter(onError);
+    return new PortableWriter(onError, geometryOf(writerOptions));
   }
 }

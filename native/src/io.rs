@@ -1,16 +1,15 @@
-//! The writer's two background threads and the bookkeeping they share with `append`:
-//! the submitter turns queued operations into SQEs (one io_uring_enter for a whole batch,
-//! many files at once) and finishes closed files; the reaper blocks on the completion queue
-//! and settles each write (chunk back to the pool, acknowledged prefix, errors).
-//! Nothing here touches JS; JS learns results by polling (see lib.rs).
+//! The writer's two background threads: the submitter turns queued writes into SQEs (one
+//! io_uring_enter for a whole batch, many files at once), holds fragment headers until their
+//! file's earlier writes have landed, reserves file space ahead of the writes and finishes
+//! closed files; the reaper blocks on the completion queue and settles each write (block
+//! back to the pool, committed end, errors). Nothing here touches JS; JS learns results by
+//! polling (see js_writer.rs).
 
-use crate::pool::{ALIGN, Block, Pool};
-use crate::state::{Buf, Cur, EIO, FileState, Op, Range, Shared, State};
+use crate::pool::ALIGN;
+use crate::state::{Closing, EIO, Op, Shared, State};
+use crate::sys;
 use crate::uring::{self, Cqe, Sqe};
-use std::collections::VecDeque;
-use std::fs::File;
-use std::mem::ManuallyDrop;
-use std::os::fd::{AsRawFd, FromRawFd, RawFd};
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -40,171 +39,14 @@ pub(crate) fn spawn(sh: &Arc<Shared>) -> std::io::Result<Vec<JoinHandle<()>>> {
     }
 }
 
-/// A fresh chunk for a file, led by its O_DIRECT tail bytes. The caller reserved it.
-pub(crate) fn start_chunk(
-    tail: Option<&Block>,
-    tail_len: &mut usize,
-    base: u64,
-    pool: &mut Pool,
-) -> Cur {
-    let chunk = pool
-        .take()
-        .unwrap_or_else(|| unreachable!("append reserves its chunks"));
-    let mut fill = 0;
-    if let Some(t) = tail
-        && *tail_len > 0
-    {
-        // SAFETY: the tail block holds ALIGN bytes and the chunk at least ALIGN; both are
-        // owned by this file right now (the tail is never in flight while appends go on).
-        unsafe { std::ptr::copy_nonoverlapping(t.ptr(), pool.ptr(chunk), *tail_len) };
-        fill = *tail_len;
-        *tail_len = 0;
-    }
-    Cur { chunk, base, fill }
-}
-
-pub(crate) fn push_write(
-    f: &mut FileState,
-    queue: &mut VecDeque<Op>,
-    slot: u32,
-    buf: Buf,
-    off: u64,
-    len: usize,
-    real: usize,
-) {
-    queue.push_back(Op::Write {
-        slot,
-        buf,
-        off,
-        len: len as u32,
-        done: 0,
-    });
-    f.queued += 1;
-    f.ranges.push_back(Range {
-        start: off,
-        end: off + real as u64,
-        done: false,
-    });
-}
-
-/// Queues the filled part of the file's chunk. Not `last`: with O_DIRECT only whole blocks,
-/// the rest moves to the tail block. `last`: everything, padded to a block with O_DIRECT.
-/// Queues the provisional end of an O_DIRECT file: its tail, padded, then (on completion)
-/// a cut to the real size. Bytes appended are then on their way to disk within the batch
-/// interval even when they end mid-block, and a crash leaves whole fragments.
-fn queue_tail(f: &mut FileState, slot: u32, queue: &mut VecDeque<Op>) {
-    if f.tail_busy || !f.tail_dirty || f.tail_len == 0 {
-        return;
-    }
-    let (Some(t), Some(io)) = (&f.tail, &f.tail_io) else {
+/// JS closed the file (or the writer shuts down): finish it once its writes are done.
+pub(crate) fn begin_close(st: &mut State, slot: u32, how: Closing) {
+    let Some(f) = st.files.get_mut(slot as usize).and_then(Option::as_mut) else {
         return;
     };
-    // SAFETY: both blocks hold ALIGN bytes and `tail_len < ALIGN`; `tail_io` is not in
-    // flight (`tail_busy` is false).
-    unsafe {
-        std::ptr::copy_nonoverlapping(t.ptr(), io.ptr(), f.tail_len);
-        std::ptr::write_bytes(io.ptr().add(f.tail_len), 0, ALIGN - f.tail_len);
-    }
-    let size = f.next_base + f.tail_len as u64;
-    queue.push_back(Op::Write {
-        slot,
-        buf: Buf::TailIo { size },
-        off: f.next_base,
-        len: ALIGN as u32,
-        done: 0,
-    });
-    f.queued += 1;
-    f.tail_busy = true;
-    f.tail_dirty = false;
-}
-
-/// The provisional tail write is over (done or dropped): release the writes it held back.
-fn tail_done(f: &mut FileState, queue: &mut VecDeque<Op>) {
-    f.tail_busy = false;
-    f.tail_inflight = false;
-    while let Some(op) = f.deferred.pop_back() {
-        queue.push_front(op);
-    }
-}
-
-fn flush_file(f: &mut FileState, slot: u32, pool: &mut Pool, queue: &mut VecDeque<Op>, last: bool) {
-    let Some(c) = f.cur.take() else {
-        if !last && f.direct {
-            queue_tail(f, slot, queue);
-        }
-        if last && f.tail_len > 0 {
-            if let Some(t) = &f.tail {
-                // SAFETY: the tail block holds ALIGN bytes; zero the padding after the data.
-                unsafe { std::ptr::write_bytes(t.ptr().add(f.tail_len), 0, ALIGN - f.tail_len) };
-            }
-            let (base, n) = (f.next_base, f.tail_len);
-            f.tail_len = 0;
-            f.padded = true;
-            push_write(f, queue, slot, Buf::Tail, base, ALIGN, n);
-        }
-        return;
-    };
-    let p = pool.ptr(c.chunk);
-    if !f.direct || last {
-        let len = if f.direct {
-            c.fill.next_multiple_of(ALIGN)
-        } else {
-            c.fill
-        };
-        if len == 0 {
-            return pool.give(c.chunk);
-        }
-        // SAFETY: `len <= chunk size` (a multiple of ALIGN); the padding is this file's.
-        unsafe { std::ptr::write_bytes(p.add(c.fill), 0, len - c.fill) };
-        f.padded |= len != c.fill;
-        f.next_base = c.base + c.fill as u64;
-        return push_write(f, queue, slot, Buf::Chunk(c.chunk), c.base, len, c.fill);
-    }
-    let aligned = c.fill & !(ALIGN - 1);
-    let rest = c.fill - aligned;
-    if let Some(t) = &f.tail {
-        // SAFETY: `rest < ALIGN` bytes from inside the chunk into the ALIGN-byte tail block.
-        unsafe { std::ptr::copy_nonoverlapping(p.add(aligned), t.ptr(), rest) };
-    }
-    f.tail_len = rest;
-    f.tail_dirty = rest > 0;
-    f.next_base = c.base + aligned as u64;
-    if aligned == 0 {
-        pool.give(c.chunk);
-    } else {
-        push_write(
-            f,
-            queue,
-            slot,
-            Buf::Chunk(c.chunk),
-            c.base,
-            aligned,
-            aligned,
-        );
-    }
-    queue_tail(f, slot, queue);
-}
-
-/// JS closed the file (or the writer shuts down): queue its last bytes, then its finish.
-pub(crate) fn begin_close(st: &mut State, slot: u32, sync: bool) {
-    let State {
-        files,
-        pool,
-        queue,
-        stats,
-        ..
-    } = st;
-    let Some(f) = files.get_mut(slot as usize).and_then(Option::as_mut) else {
-        return;
-    };
-    f.closing = Some(sync);
-    stats.open_files -= 1;
-    stats.closing_files += 1;
-    if f.error.is_none() {
-        flush_file(f, slot, pool, queue, true);
-    } else if let Some(c) = f.cur.take() {
-        pool.give(c.chunk); // bytes after a failed write are not kept
-    }
+    f.closing = Some(how);
+    st.stats.open_files -= 1;
+    st.stats.closing_files += 1;
     maybe_finish(st, slot);
 }
 
@@ -212,46 +54,53 @@ fn maybe_finish(st: &mut State, slot: u32) {
     let Some(f) = st.files.get_mut(slot as usize).and_then(Option::as_mut) else {
         return;
     };
-    if f.closing.is_some() && !f.finish_queued && f.queued == 0 && f.inflight == 0 {
+    if f.closing.is_some()
+        && !f.finish_queued
+        && f.queued == 0
+        && f.inflight == 0
+        && f.deferred.is_empty()
+    {
         f.finish_queued = true;
         st.queue.push_back(Op::Finish { slot });
         st.urgent = true;
     }
 }
 
-fn fail(f: &mut FileState, errno: i32, offset: u64, op: &'static str, st_errors: &mut u64) {
-    *st_errors += 1;
-    if f.error.is_none() {
+fn fail(st: &mut State, slot: u32, errno: i32, offset: u64, op: &'static str) {
+    st.stats.errors += 1;
+    if let Some(f) = st.files.get_mut(slot as usize).and_then(Option::as_mut)
+        && f.error.is_none()
+    {
         f.error = Some((errno, offset, op));
     }
 }
 
-/// Every write completed: cut to the real size (O_DIRECT padding, or the intact prefix
-/// after an error), then fdatasync or close.
+/// Every write completed: cut to the final size (the committed end after an error; space
+/// reserved ahead, or uncommitted writes), then fdatasync or close.
 fn finish(st: &mut State, slot: u32) {
     let Some(f) = st.files.get_mut(slot as usize).and_then(Option::as_mut) else {
         return;
     };
-    f.advance_acked();
+    let how = f.closing.unwrap_or(Closing {
+        sync: false,
+        size: None,
+    });
     let target = if f.error.is_some() {
-        Some(*f.truncate_to.get_or_insert(f.good))
-    } else if f.padded {
-        Some(f.size)
+        f.good
     } else {
-        None
+        how.size.unwrap_or(f.good)
     };
-    if let Some(t) = target
-        && let Err(e) = f.file.set_len(t)
+    let mut cut_error = None;
+    if (f.allocated > target || f.max_end > target)
+        && let Err(e) = f.file.set_len(target)
     {
-        fail(
-            f,
-            e.raw_os_error().unwrap_or(EIO),
-            t,
-            "truncate",
-            &mut st.stats.errors,
-        );
+        cut_error = Some(e.raw_os_error().unwrap_or(EIO));
     }
-    if f.closing == Some(true) && f.error.is_none() {
+    let sync = how.sync && f.error.is_none();
+    if let Some(e) = cut_error {
+        fail(st, slot, e, target, "truncate");
+    }
+    if sync && cut_error.is_none() {
         st.queue.push_front(Op::Fsync { slot });
     } else {
         complete_close(st, slot);
@@ -259,7 +108,7 @@ fn finish(st: &mut State, slot: u32) {
 }
 
 fn complete_close(st: &mut State, slot: u32) {
-    let Some(mut f) = st.files.get_mut(slot as usize).and_then(Option::take) else {
+    let Some(f) = st.files.get_mut(slot as usize).and_then(Option::take) else {
         return;
     };
     st.free_slots.push(slot);
@@ -272,41 +121,42 @@ fn complete_close(st: &mut State, slot: u32) {
     drop(f); // closes the fd
 }
 
-fn release(pool: &mut Pool, buf: &Buf) {
-    if let Buf::Chunk(id) = buf {
-        pool.give(*id);
+/// A write of a file that has failed (or is gone) is dropped: its block goes back.
+fn drop_write(st: &mut State, op: &Op) {
+    if let Op::Write { slot, block, .. } = *op {
+        st.pool.release(block);
+        if let Some(f) = st.files.get_mut(slot as usize).and_then(Option::as_mut) {
+            f.queued -= 1;
+        }
+        maybe_finish(st, slot);
     }
 }
 
 fn sqe_for(st: &State, op: &Op, user_data: u64) -> Option<Sqe> {
-    match op {
+    match *op {
         Op::Write {
             slot,
-            buf,
+            block,
             off,
             len,
             done,
+            ..
         } => {
-            let f = st.files.get(*slot as usize)?.as_ref()?;
-            let base = match buf {
-                Buf::Chunk(id) => st.pool.ptr(*id),
-                Buf::Tail => f.tail.as_ref()?.ptr(),
-                Buf::TailIo { .. } => f.tail_io.as_ref()?.ptr(),
-            };
+            let f = st.files.get(slot as usize)?.as_ref()?;
             Some(Sqe {
                 opcode: uring::OP_WRITE,
                 fd: f.file.as_raw_fd(),
-                off: off + u64::from(*done),
-                // SAFETY (for the kernel's use): the buffer stays out of the pool until this
-                // write's completion is reaped, so the kernel never reads freed memory.
-                addr: base as u64 + u64::from(*done),
+                off: off + u64::from(done),
+                // SAFETY (for the kernel's use): the block stays with the writer (out of the
+                // pool's free list, away from JS) until this write's completion is reaped.
+                addr: st.pool.ptr(block) as u64 + u64::from(done),
                 len: len - done,
                 user_data,
                 ..Sqe::default()
             })
         }
         Op::Fsync { slot } => {
-            let f = st.files.get(*slot as usize)?.as_ref()?;
+            let f = st.files.get(slot as usize)?.as_ref()?;
             Some(Sqe {
                 opcode: uring::OP_FSYNC,
                 fd: f.file.as_raw_fd(),
@@ -319,11 +169,26 @@ fn sqe_for(st: &State, op: &Op, user_data: u64) -> Option<Sqe> {
     }
 }
 
+/// Space to reserve for a file before a write ending at `end`: (fd, from, length).
+fn prealloc_for(st: &mut State, slot: u32, end: u64, step: u64) -> Option<(RawFd, u64, u64)> {
+    let f = st.files.get_mut(slot as usize)?.as_mut()?;
+    // Reserve ahead: once the writes pass half a step before the end, another step.
+    if !f.prealloc || step == 0 || end + step / 2 <= f.allocated {
+        return None;
+    }
+    let from = f.allocated.max(end.saturating_sub(step / 2));
+    let to = (end + step).next_multiple_of(step);
+    f.allocated = to;
+    Some((f.file.as_raw_fd(), from, to - from))
+}
+
 fn submitter(sh: &Shared) {
     let mut sq = sh.ring.submitter();
     let cap = sh.ring.cq_entries();
+    let step = sh.opts.prealloc_bytes;
     let mut next_tick = Instant::now() + sh.opts.batch_interval;
     let mut closed_all = false;
+    let mut reserve: Vec<(u32, RawFd, u64, u64)> = Vec::new();
     let mut g = sh.lock();
     loop {
         loop {
@@ -342,8 +207,7 @@ fn submitter(sh: &Shared) {
         }
         g.urgent = false;
         let now = Instant::now();
-        let tick = now >= next_tick;
-        if tick {
+        if now >= next_tick {
             next_tick = now + sh.opts.batch_interval;
         }
         if g.shutdown && !closed_all {
@@ -351,27 +215,15 @@ fn submitter(sh: &Shared) {
             for slot in 0..g.files.len() as u32 {
                 if g.files[slot as usize]
                     .as_ref()
-                    .is_some_and(|f| f.closing.is_none() && !f.busy)
+                    .is_some_and(|f| f.closing.is_none())
                 {
-                    begin_close(&mut g, slot, false);
+                    let how = Closing {
+                        sync: false,
+                        size: None,
+                    };
+                    begin_close(&mut g, slot, how);
                 }
             }
-        } else if tick || g.flush_all {
-            g.flush_all = false;
-            let State {
-                files, pool, queue, ..
-            } = &mut *g;
-            for (slot, f) in files.iter_mut().enumerate() {
-                if let Some(f) = f.as_mut()
-                    && f.closing.is_none()
-                    && f.error.is_none()
-                    && !f.busy
-                {
-                    flush_file(f, slot as u32, pool, queue, false);
-                }
-            }
-            // Chunks holding less than a block went straight back: wake waiting appends.
-            sh.wake_appends(&g);
         }
         let mut pushed = 0;
         while g.inflight_count < cap && sq.space() > 0 {
@@ -379,28 +231,29 @@ fn submitter(sh: &Shared) {
             let st = &mut *g;
             match op {
                 Op::Finish { slot } => finish(st, slot),
-                Op::Write { slot, ref buf, .. }
+                Op::Write { slot, seq, .. }
                     if st.files[slot as usize]
                         .as_ref()
-                        .is_none_or(|f| f.error.is_some()) =>
+                        .is_none_or(|f| f.dropped(seq)) =>
                 {
-                    release(&mut st.pool, buf);
+                    drop_write(st, &op);
+                }
+                Op::Write {
+                    slot, commit, seq, ..
+                } if commit > 0
+                    && st.files[slot as usize]
+                        .as_ref()
+                        .is_some_and(|f| f.earlier_in_flight(seq)) =>
+                {
+                    // A header waits for its file's earlier writes (see writer.rs), in order:
+                    // the next waiting one is looked at when one of them completes.
                     if let Some(f) = st.files[slot as usize].as_mut() {
                         f.queued -= 1;
-                        if let Buf::TailIo { .. } = buf {
-                            tail_done(f, &mut st.queue);
-                        }
-                    }
-                    maybe_finish(st, slot);
-                }
-                Op::Write { slot, ref buf, .. }
-                    if !matches!(buf, Buf::TailIo { .. })
-                        && st.files[slot as usize]
-                            .as_ref()
-                            .is_some_and(|f| f.tail_inflight) =>
-                {
-                    if let Some(f) = st.files[slot as usize].as_mut() {
-                        f.deferred.push_back(op);
+                        // In handing-over order (a released header may come back here).
+                        let at = f
+                            .deferred
+                            .partition_point(|d| matches!(*d, Op::Write { seq: s, .. } if s < seq));
+                        f.deferred.insert(at, op);
                     }
                 }
                 op => {
@@ -412,12 +265,22 @@ fn submitter(sh: &Shared) {
                         st.inflight_free.push(ud);
                         continue;
                     };
-                    if let Op::Write { slot, ref buf, .. } = op
-                        && let Some(f) = st.files[slot as usize].as_mut()
+                    if let Op::Write {
+                        slot,
+                        off,
+                        len,
+                        seq,
+                        ..
+                    } = op
                     {
-                        f.queued -= 1;
-                        f.inflight += 1;
-                        f.tail_inflight |= matches!(buf, Buf::TailIo { .. });
+                        if let Some(f) = st.files[slot as usize].as_mut() {
+                            f.queued -= 1;
+                            f.inflight += 1;
+                            f.inflight_seqs.push(seq);
+                        }
+                        if let Some(r) = prealloc_for(st, slot, off + u64::from(len), step) {
+                            reserve.push((slot, r.0, r.1, r.2));
+                        }
                     }
                     st.inflight[ud as usize] = Some(op);
                     st.inflight_count += 1;
@@ -427,11 +290,46 @@ fn submitter(sh: &Shared) {
             }
         }
         g.blocked = !g.queue.is_empty();
-        if pushed > 0 {
+        if pushed > 0 || !reserve.is_empty() {
             drop(g);
-            let r = sq.submit();
+            let r = if pushed > 0 {
+                sq.submit().map(|_| ())
+            } else {
+                Ok(())
+            };
+            // Reserve space outside the lock (a slow filesystem must not hold up JS). The
+            // fds stay open: each file has a write in flight, and only this thread finishes
+            // (and so closes) files. Racing the write is harmless: fallocate never changes
+            // written data, it only allocates what is not yet allocated.
+            let outcomes: Vec<(u32, i32)> = reserve
+                .drain(..)
+                .map(|(slot, fd, from, len)| {
+                    // SAFETY: `fd` is open (see above); fallocate only reads its arguments.
+                    let rc = unsafe { sys::fallocate(fd, 0, from as i64, len as i64) };
+                    let errno = if rc == 0 {
+                        0
+                    } else {
+                        std::io::Error::last_os_error()
+                            .raw_os_error()
+                            .unwrap_or(EIO)
+                    };
+                    (slot, errno)
+                })
+                .collect();
             g = sh.lock();
-            g.stats.submits += 1;
+            for (slot, errno) in outcomes {
+                g.stats.preallocs += u64::from(errno == 0);
+                if errno != 0
+                    && let Some(f) = g.files[slot as usize].as_mut()
+                {
+                    // ENOSPC, EOPNOTSUPP, ...: write without reserving (the writes report
+                    // a real lack of space themselves).
+                    f.prealloc = false;
+                }
+            }
+            if pushed > 0 {
+                g.stats.submits += 1;
+            }
             if r.is_err() {
                 g.urgent = true;
                 drop(g);
@@ -454,18 +352,36 @@ fn submitter(sh: &Shared) {
             break;
         }
     }
-    sh.space_cv.notify_all();
 }
 
-/// A provisional tail write landed: the file (slot, fd) is cut to `size` outside the lock
-/// (ftruncate can wait for the journal), then the writes it held back go.
-struct Cut {
-    slot: u32,
-    fd: RawFd,
-    size: u64,
+/// After a write of the file settled: headers handed over after a failed write are dropped
+/// (their fragments are not whole); the first waiting one goes once no earlier write of its
+/// file is in flight. Released to the queue's front, it is in the kernel before the next
+/// waiting one is looked at, so headers go in order.
+fn settle_deferred(st: &mut State, slot: u32) {
+    let Some(f) = st.files.get_mut(slot as usize).and_then(Option::as_mut) else {
+        return;
+    };
+    let State { pool, queue, .. } = st;
+    f.deferred.retain(|op| match *op {
+        Op::Write { block, seq, .. } if f.error.is_some() && seq > f.fail_seq => {
+            pool.release(block);
+            false
+        }
+        _ => true,
+    });
+    let ready = match f.deferred.front() {
+        Some(Op::Write { seq, .. }) => !f.earlier_in_flight(*seq),
+        _ => false,
+    };
+    if ready && let Some(op) = f.deferred.pop_front() {
+        f.queued += 1;
+        queue.push_front(op);
+        st.urgent = true;
+    }
 }
 
-fn complete(st: &mut State, c: Cqe, cuts: &mut Vec<Cut>) {
+fn complete(st: &mut State, c: Cqe) {
     let ud = c.user_data as usize;
     let Some(op) = st.inflight.get_mut(ud).and_then(Option::take) else {
         return;
@@ -475,78 +391,66 @@ fn complete(st: &mut State, c: Cqe, cuts: &mut Vec<Cut>) {
     match op {
         Op::Write {
             slot,
-            buf,
+            block,
             off,
             len,
             done,
+            commit,
+            seq,
         } => {
             let Some(f) = st.files.get_mut(slot as usize).and_then(Option::as_mut) else {
-                return release(&mut st.pool, &buf);
+                return st.pool.release(block);
             };
-            if let Buf::TailIo { size } = buf {
-                if c.res < 0 || c.res as u32 != len {
-                    let errno = if c.res < 0 { -c.res } else { EIO };
-                    fail(f, errno, off, "write", &mut st.stats.errors);
-                    f.inflight -= 1;
-                    tail_done(f, &mut st.queue);
-                    st.urgent = true;
-                    return maybe_finish(st, slot);
-                }
-                // Still counted in flight, so the file cannot finish (and close its fd)
-                // before the cut.
-                st.stats.writes += 1;
-                return cuts.push(Cut {
-                    slot,
-                    fd: f.file.as_raw_fd(),
-                    size,
-                });
-            }
             f.inflight -= 1;
-            if c.res < 0 {
-                fail(
-                    f,
-                    -c.res,
-                    off + u64::from(done),
-                    "write",
-                    &mut st.stats.errors,
-                );
+            if let Some(k) = f.inflight_seqs.iter().position(|&s| s == seq) {
+                f.inflight_seqs.swap_remove(k);
+            }
+            let direct = f.direct;
+            let outcome = if c.res < 0 {
+                Err((-c.res, off + u64::from(done)))
             } else {
                 let done = done + c.res as u32;
-                if done < len {
-                    // A short write: legal, rare. Resubmit the rest unless it breaks alignment.
-                    if c.res == 0 || (f.direct && done as usize % ALIGN != 0) {
-                        fail(f, EIO, off + u64::from(done), "write", &mut st.stats.errors);
-                    } else {
-                        f.queued += 1;
-                        st.queue.push_front(Op::Write {
-                            slot,
-                            buf,
-                            off,
-                            len,
-                            done,
-                        });
-                        st.urgent = true;
-                        return;
+                if done == len {
+                    if commit > 0 {
+                        f.good = f.good.max(commit);
                     }
+                    Ok(())
+                } else if c.res == 0 || (direct && done as usize % ALIGN != 0) {
+                    Err((EIO, off + u64::from(done)))
                 } else {
+                    // A short write: legal, rare. Resubmit the rest.
+                    f.queued += 1;
+                    st.queue.push_front(Op::Write {
+                        slot,
+                        block,
+                        off,
+                        len,
+                        done,
+                        commit,
+                        seq,
+                    });
+                    st.urgent = true;
+                    return;
+                }
+            };
+            match outcome {
+                Ok(()) => {
                     st.stats.writes += 1;
                     st.stats.bytes_written += u64::from(len);
-                    if let Some(r) = f.ranges.iter_mut().find(|r| r.start == off && !r.done) {
-                        r.done = true;
-                    }
-                    f.advance_acked();
+                }
+                Err((errno, at)) => {
+                    f.fail_seq = f.fail_seq.min(seq);
+                    fail(st, slot, errno, at, "write");
                 }
             }
-            release(&mut st.pool, &buf);
+            st.pool.release(block);
+            settle_deferred(st, slot);
             maybe_finish(st, slot);
         }
         Op::Fsync { slot } => {
             st.stats.fsyncs += 1;
-            if let Some(f) = st.files.get_mut(slot as usize).and_then(Option::as_mut)
-                && c.res < 0
-            {
-                let size = f.size;
-                fail(f, -c.res, size, "fdatasync", &mut st.stats.errors);
+            if c.res < 0 {
+                fail(st, slot, -c.res, 0, "fdatasync");
             }
             complete_close(st, slot);
         }
@@ -556,7 +460,6 @@ fn complete(st: &mut State, c: Cqe, cuts: &mut Vec<Cut>) {
 
 fn reaper(sh: &Shared) {
     let mut cq = sh.ring.completer();
-    let mut cuts = Vec::new();
     loop {
         if let Err(e) = cq.wait(1)
             && !matches!(e.raw_os_error(), Some(11 | 16))
@@ -569,43 +472,13 @@ fn reaper(sh: &Shared) {
             if c.user_data == WAKE {
                 stop = true
             } else {
-                complete(&mut g, c, &mut cuts)
+                complete(&mut g, c)
             }
         });
-        if !cuts.is_empty() {
-            drop(g);
-            let done: Vec<(u32, Option<i32>, u64)> = cuts
-                .drain(..)
-                .map(|c| {
-                    // SAFETY: the fd stays open: its file counts this write in flight, and
-                    // files close only after every in-flight operation has settled.
-                    let file = ManuallyDrop::new(unsafe { File::from_raw_fd(c.fd) });
-                    let r = file
-                        .set_len(c.size)
-                        .err()
-                        .map(|e| e.raw_os_error().unwrap_or(EIO));
-                    (c.slot, r, c.size)
-                })
-                .collect();
-            g = sh.lock();
-            for (slot, errno, size) in done {
-                let st = &mut *g;
-                if let Some(f) = st.files.get_mut(slot as usize).and_then(Option::as_mut) {
-                    f.inflight -= 1;
-                    if let Some(e) = errno {
-                        fail(f, e, size, "truncate", &mut st.stats.errors);
-                    }
-                    tail_done(f, &mut st.queue);
-                    st.urgent = true;
-                }
-                maybe_finish(st, slot);
-            }
-        }
         if g.blocked || g.urgent || g.shutdown {
             g.urgent = true;
             sh.wake_submitter(&g);
         }
-        sh.wake_appends(&g);
         drop(g);
         if stop {
             break;

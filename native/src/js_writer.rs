@@ -2,9 +2,14 @@
 //! handle (a JS external owning one `Writer`), and errors as JS values.
 //!
 //! Completions reach JS by polling (`writerPoll`, which the TS side calls on a timer), not
-//! by thread-safe functions: nothing JS-side ever waits on a completion (appends only copy),
-//! a poll that finds nothing costs one lock and makes no JS value, and no cross-thread JS
-//! handle exists that must be released before a worker's env or the process goes away.
+//! by thread-safe functions: nothing JS-side ever waits on a completion (a written block
+//! simply becomes free again), a poll that finds nothing costs one lock and makes no JS
+//! value, and no cross-thread JS handle exists that must be released before a worker's env
+//! or the process goes away.
+//!
+//! Blocks reach JS as external ArrayBuffers over the pool's memory, made once per block
+//! (`writerBlock`); each holds a reference to its block's memory, so a view that outlives
+//! the writer still points at live memory.
 
 use crate::entry::{guarded, type_name};
 use crate::napi::{
@@ -12,17 +17,16 @@ use crate::napi::{
     VALUE_TYPE_NULL, VALUE_TYPE_NUMBER, VALUE_TYPE_OBJECT, VALUE_TYPE_STRING, VALUE_TYPE_UNDEFINED,
     Value,
 };
+use crate::pool::Block;
 use crate::writer::{Options, WriteError, Writer};
 use std::cell::Cell;
 use std::ffi::{CStr, c_void};
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Tags our externals so a foreign external passed as a handle is refused, not trusted.
 const HANDLE_MAGIC: u64 = 0x464c_5558_5752_4954; // "FLUXWRIT"
-/// Parts in one append: a fragment is a few boxes plus one view per sample (a 1 s, 60 fps
-/// fragment with audio has ~120); 65536 bounds the pointer list a caller can make us build.
-const MAX_APPEND_PARTS: u32 = 1 << 16;
 /// File ids are below 2^53 (see writer.rs), exact in a JS number.
 const MAX_ID: f64 = 9_007_199_254_740_991.0;
 
@@ -180,19 +184,19 @@ pub unsafe extern "C" fn js_create(env: Env, info: CallbackInfo) -> Value {
         };
         let opts = Options {
             direct_io: direct.unwrap_or(true),
-            chunk_bytes: num(
-                c"chunkBytes",
+            block_bytes: num(
+                c"blockBytes",
                 4096.0,
                 f64::from(16 << 20),
-                f64::from(1 << 20),
+                f64::from(128 << 10),
             )? as usize,
-            pool_chunks: num(c"poolChunks", 2.0, 65536.0, 64.0)? as usize,
+            pool_blocks: num(c"poolBlocks", 2.0, 1_048_576.0, 1024.0)? as usize,
             batch_interval: Duration::from_millis(
                 num(c"batchIntervalMs", 1.0, 10_000.0, 100.0)? as u64
             ),
             batch_size: num(c"batchSize", 1.0, 4096.0, 32.0)? as usize,
             ring_entries: num(c"ringEntries", 8.0, 4096.0, 256.0)? as u32,
-            stage_wait: Duration::from_millis(num(c"stageWaitMs", 0.0, 60_000.0, 2000.0)? as u64),
+            prealloc_bytes: num(c"preallocBytes", 0.0, 1024.0 * 1024.0 * 1024.0, 0.0)? as u64,
         };
         let writer = match Writer::new(opts) {
             Ok(w) => w,
@@ -260,69 +264,119 @@ pub unsafe extern "C" fn js_open(env: Env, info: CallbackInfo) -> Value {
     })
 }
 
-pub unsafe extern "C" fn js_append(env: Env, info: CallbackInfo) -> Value {
-    guarded(env, "writerAppend()", |s| {
-        let ([w, i, parts, c], argc) = s.args::<4>(info)?;
-        let h = handle(s, w, "writerAppend")?;
-        let id = file_id(s, i, "writerAppend")?;
-        let Some(len) = s.array_len(parts)? else {
-            return Err(type_error(
-                s,
-                "writerAppend(w, id, parts): parts must be an array of Uint8Array",
-            ));
-        };
-        let mut count = len;
-        if argc >= 4 && s.type_of(c)? != VALUE_TYPE_UNDEFINED {
-            if s.type_of(c)? != VALUE_TYPE_NUMBER {
-                return Err(type_error(s, "writerAppend: count must be a number"));
-            }
-            let n = s.f64_value(c)?;
-            count = if n.is_nan() || n <= 0.0 {
-                0
-            } else {
-                n.min(f64::from(len)) as u32
-            };
+/// A block index from JS: an integer below the pool's capacity (the pool checks ownership).
+fn block_index(s: Scope, v: Value, f: &str) -> Result<u32, Thrown> {
+    if s.type_of(v)? == VALUE_TYPE_NUMBER {
+        let n = s.f64_value(v)?;
+        if (0.0..=f64::from(u32::MAX)).contains(&n) && n.fract() == 0.0 {
+            return Ok(n as u32);
         }
-        if count > MAX_APPEND_PARTS {
+    }
+    Err(type_error(
+        s,
+        &format!("{f}: block must be an index from writerTake()"),
+    ))
+}
+
+/// A byte offset or length from JS: a non-negative integer below 2^53.
+fn byte_count(s: Scope, v: Value, f: &str, what: &str) -> Result<u64, Thrown> {
+    if s.type_of(v)? == VALUE_TYPE_NUMBER {
+        let n = s.f64_value(v)?;
+        if (0.0..=MAX_ID).contains(&n) && n.fract() == 0.0 {
+            return Ok(n as u64);
+        }
+    }
+    Err(type_error(
+        s,
+        &format!("{f}: {what} must be a non-negative integer"),
+    ))
+}
+
+pub unsafe extern "C" fn js_take(env: Env, info: CallbackInfo) -> Value {
+    guarded(env, "writerTake()", |s| {
+        let ([w], _) = s.args::<1>(info)?;
+        let h = handle(s, w, "writerTake")?;
+        s.number(h.writer.take().map_or(-1.0, f64::from))
+    })
+}
+
+/// The external ArrayBuffer's finalizer: drops its reference to the block's memory.
+unsafe extern "C" fn release_view(_env: Env, _data: *mut c_void, hint: *mut c_void) {
+    let _ = catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: `hint` is the Box<Arc<Block>> leaked in js_block, finalized exactly once.
+        drop(unsafe { Box::from_raw(hint as *mut Arc<Block>) });
+    }));
+}
+
+pub unsafe extern "C" fn js_block(env: Env, info: CallbackInfo) -> Value {
+    guarded(env, "writerBlock()", |s| {
+        let ([w, b], _) = s.args::<2>(info)?;
+        let h = handle(s, w, "writerBlock")?;
+        let id = block_index(s, b, "writerBlock")?;
+        let Some(block) = h.writer.block(id) else {
             return Err(s.throw_error(
                 c"ERR_OUT_OF_RANGE",
-                &format!("writerAppend: more than {MAX_APPEND_PARTS} parts"),
+                &format!("writerBlock: block {id} was never taken"),
             ));
+        };
+        let (ptr, len) = (block.ptr(), block.len());
+        let hint = Box::into_raw(Box::new(block));
+        match s.external_arraybuffer(ptr.cast(), len, release_view, hint.cast()) {
+            Ok(v) => Ok(v),
+            Err(t) => {
+                // SAFETY: no ArrayBuffer was made, so nothing else owns `hint`.
+                drop(unsafe { Box::from_raw(hint) });
+                Err(t)
+            }
         }
-        let mut views: Vec<&[u8]> = Vec::with_capacity(count as usize);
-        for k in 0..count {
-            let Some((ptr, n)) = s.bytes(s.element(parts, k)?)? else {
-                return Err(type_error(
-                    s,
-                    &format!("writerAppend: parts[{k}] must be a Uint8Array"),
-                ));
-            };
-            let view: &[u8] = if n == 0 {
-                &[]
-            } else {
-                // SAFETY: the typed array's bytes stay put while this call runs (no JS runs,
-                // and neither engine moves a backing store once its pointer was handed out);
-                // the writer copies them before returning.
-                unsafe { std::slice::from_raw_parts(ptr, n) }
-            };
-            views.push(view);
-        }
-        let size = h
-            .writer
-            .append(id, &views)
+    })
+}
+
+pub unsafe extern "C" fn js_write(env: Env, info: CallbackInfo) -> Value {
+    guarded(env, "writerWrite()", |s| {
+        let ([w, i, b, off, len, commit], argc) = s.args::<6>(info)?;
+        let h = handle(s, w, "writerWrite")?;
+        let id = file_id(s, i, "writerWrite")?;
+        let block = block_index(s, b, "writerWrite")?;
+        let off = byte_count(s, off, "writerWrite", "offset")?;
+        let len = byte_count(s, len, "writerWrite", "length")?;
+        let commit = if argc >= 6 && s.type_of(commit)? != VALUE_TYPE_UNDEFINED {
+            byte_count(s, commit, "writerWrite", "commitEnd")?
+        } else {
+            0
+        };
+        h.writer
+            .write(id, block, off, len as usize, commit)
             .map_err(|e| throw_write_error(s, &e))?;
-        s.number(size as f64)
+        s.undefined()
+    })
+}
+
+pub unsafe extern "C" fn js_drop(env: Env, info: CallbackInfo) -> Value {
+    guarded(env, "writerDrop()", |s| {
+        let ([w, b], _) = s.args::<2>(info)?;
+        let h = handle(s, w, "writerDrop")?;
+        let block = block_index(s, b, "writerDrop")?;
+        h.writer
+            .drop_block(block)
+            .map_err(|e| throw_write_error(s, &e))?;
+        s.undefined()
     })
 }
 
 pub unsafe extern "C" fn js_close(env: Env, info: CallbackInfo) -> Value {
     guarded(env, "writerClose()", |s| {
-        let ([w, i, sync], _) = s.args::<3>(info)?;
+        let ([w, i, sync, size], argc) = s.args::<4>(info)?;
         let h = handle(s, w, "writerClose")?;
         let id = file_id(s, i, "writerClose")?;
         let sync = opt_bool(s, sync, "writerClose: sync")?.unwrap_or(false);
+        let size = if argc >= 4 && s.type_of(size)? != VALUE_TYPE_UNDEFINED {
+            Some(byte_count(s, size, "writerClose", "size")?)
+        } else {
+            None
+        };
         h.writer
-            .close(id, sync)
+            .close(id, sync, size)
             .map_err(|e| throw_write_error(s, &e))?;
         s.undefined()
     })
@@ -366,11 +420,13 @@ pub unsafe extern "C" fn js_stats(env: Env, info: CallbackInfo) -> Value {
             (c"closingFiles", st.closing_files),
             (c"inflight", st.inflight),
             (c"queued", st.queued),
-            (c"chunksInUse", st.chunks_in_use),
+            (c"blocksInUse", st.blocks_in_use),
+            (c"blocksAllocated", st.blocks_allocated),
             (c"writes", st.writes),
             (c"bytesWritten", st.bytes_written),
             (c"submits", st.submits),
             (c"fsyncs", st.fsyncs),
+            (c"preallocs", st.preallocs),
             (c"errors", st.errors),
             (c"fallbacks", st.fallbacks),
         ] {

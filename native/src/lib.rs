@@ -128,10 +128,13 @@ mod entry {
             s.set(exports, c"version", s.function(c"version", js_version)?)?;
             s.set(exports, c"probe", s.function(c"probe", js_probe)?)?;
             use crate::js_writer as w;
-            let writer_fns: [(&std::ffi::CStr, crate::napi::Callback); 8] = [
+            let writer_fns: [(&std::ffi::CStr, crate::napi::Callback); 11] = [
                 (c"writerCreate", w::js_create),
                 (c"writerOpen", w::js_open),
-                (c"writerAppend", w::js_append),
+                (c"writerTake", w::js_take),
+                (c"writerBlock", w::js_block),
+                (c"writerWrite", w::js_write),
+                (c"writerDrop", w::js_drop),
                 (c"writerClose", w::js_close),
                 (c"writerPoll", w::js_poll),
                 (c"writerPending", w::js_pending),

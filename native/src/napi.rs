@@ -38,8 +38,6 @@ pub const VALUE_TYPE_NUMBER: i32 = 3;
 pub const VALUE_TYPE_STRING: i32 = 4;
 pub const VALUE_TYPE_OBJECT: i32 = 6;
 pub const VALUE_TYPE_EXTERNAL: i32 = 8;
-/// `napi_typedarray_type` of Uint8Array (and Buffer).
-pub const TYPED_ARRAY_UINT8: i32 = 1;
 
 /// `napi_finalize`: called on the JS thread when an external is collected.
 pub type Finalize = unsafe extern "C" fn(env: Env, data: *mut c_void, hint: *mut c_void);
@@ -84,9 +82,6 @@ unsafe extern "C" {
     fn napi_get_value_bool(env: Env, v: Value, out: *mut bool) -> Status;
     fn napi_get_null(env: Env, out: *mut Value) -> Status;
     fn napi_get_undefined(env: Env, out: *mut Value) -> Status;
-    fn napi_is_array(env: Env, v: Value, out: *mut bool) -> Status;
-    fn napi_get_array_length(env: Env, v: Value, out: *mut u32) -> Status;
-    fn napi_get_element(env: Env, obj: Value, index: u32, out: *mut Value) -> Status;
     fn napi_create_array_with_length(env: Env, len: usize, out: *mut Value) -> Status;
     fn napi_set_element(env: Env, obj: Value, index: u32, v: Value) -> Status;
     fn napi_get_named_property(
@@ -94,16 +89,6 @@ unsafe extern "C" {
         obj: Value,
         name: *const c_char,
         out: *mut Value,
-    ) -> Status;
-    fn napi_is_typedarray(env: Env, v: Value, out: *mut bool) -> Status;
-    fn napi_get_typedarray_info(
-        env: Env,
-        v: Value,
-        kind: *mut i32,
-        length: *mut usize,
-        data: *mut *mut c_void,
-        arraybuffer: *mut Value,
-        byte_offset: *mut usize,
     ) -> Status;
     fn napi_create_external(
         env: Env,
@@ -113,6 +98,14 @@ unsafe extern "C" {
         out: *mut Value,
     ) -> Status;
     fn napi_get_value_external(env: Env, v: Value, out: *mut *mut c_void) -> Status;
+    fn napi_create_external_arraybuffer(
+        env: Env,
+        data: *mut c_void,
+        byte_length: usize,
+        finalize: Option<Finalize>,
+        hint: *mut c_void,
+        out: *mut Value,
+    ) -> Status;
     fn napi_create_error(env: Env, code: Value, msg: Value, out: *mut Value) -> Status;
     fn napi_throw(env: Env, error: Value) -> Status;
     pub fn napi_add_env_cleanup_hook(env: Env, hook: CleanupHook, arg: *mut c_void) -> Status;
@@ -265,27 +258,6 @@ impl Scope {
         Ok(out)
     }
 
-    /// The length of a JS array, or None when `v` is not an array.
-    pub fn array_len(self, v: Value) -> Result<Option<u32>, Thrown> {
-        let mut is = false;
-        // SAFETY: `v` is a handle of this scope; `is` is a valid out-pointer.
-        check(unsafe { napi_is_array(self.env, v, &mut is) })?;
-        if !is {
-            return Ok(None);
-        }
-        let mut len = 0u32;
-        // SAFETY: `v` is an array handle of this scope.
-        check(unsafe { napi_get_array_length(self.env, v, &mut len) })?;
-        Ok(Some(len))
-    }
-
-    pub fn element(self, arr: Value, i: u32) -> Result<Value, Thrown> {
-        let mut out = ptr::null_mut();
-        // SAFETY: `arr` is a handle of this scope; `out` is a valid out-pointer.
-        check(unsafe { napi_get_element(self.env, arr, i, &mut out) })?;
-        Ok(out)
-    }
-
     pub fn array(self, len: usize) -> Result<Value, Thrown> {
         let mut out = ptr::null_mut();
         // SAFETY: `env` is live per `Scope::new`; `out` is a valid out-pointer.
@@ -305,43 +277,30 @@ impl Scope {
         Ok(out)
     }
 
-    /// The bytes of a Uint8Array (or Buffer): `Ok(None)` for any other value. A detached
-    /// buffer reads as empty. The slice is valid until JS runs again (this call's duration).
-    pub fn bytes(self, v: Value) -> Result<Option<(*const u8, usize)>, Thrown> {
-        let mut is = false;
-        // SAFETY: `v` is a handle of this scope; `is` is a valid out-pointer.
-        check(unsafe { napi_is_typedarray(self.env, v, &mut is) })?;
-        if !is {
-            return Ok(None);
-        }
-        let (mut kind, mut len, mut data) = (0i32, 0usize, ptr::null_mut::<c_void>());
-        // SAFETY: `v` is a typed array; the unwanted out-pointers may be null.
-        check(unsafe {
-            napi_get_typedarray_info(
-                self.env,
-                v,
-                &mut kind,
-                &mut len,
-                &mut data,
-                ptr::null_mut(),
-                ptr::null_mut(),
-            )
-        })?;
-        if kind != TYPED_ARRAY_UINT8 {
-            return Ok(None);
-        }
-        if data.is_null() {
-            len = 0;
-        }
-        Ok(Some((data.cast_const().cast(), len)))
-    }
-
     /// Wraps `data` in a JS external; `finalize` runs when JS collects it.
     pub fn external(self, data: *mut c_void, finalize: Finalize) -> Result<Value, Thrown> {
         let mut out = ptr::null_mut();
         // SAFETY: `data` stays valid until `finalize` runs, which the caller arranges.
         check(unsafe {
             napi_create_external(self.env, data, Some(finalize), ptr::null_mut(), &mut out)
+        })?;
+        Ok(out)
+    }
+
+    /// An ArrayBuffer over `len` bytes at `data` that JS reads and writes in place;
+    /// `finalize(env, data, hint)` runs when JS collects it.
+    pub fn external_arraybuffer(
+        self,
+        data: *mut c_void,
+        len: usize,
+        finalize: Finalize,
+        hint: *mut c_void,
+    ) -> Result<Value, Thrown> {
+        let mut out = ptr::null_mut();
+        // SAFETY: `data` stays valid for `len` bytes until `finalize` runs (the caller keeps
+        // it alive through `hint`).
+        check(unsafe {
+            napi_create_external_arraybuffer(self.env, data, len, Some(finalize), hint, &mut out)
         })?;
         Ok(out)
     }

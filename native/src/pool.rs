@@ -1,9 +1,11 @@
-//! The fixed pool of 4 KiB-aligned staging chunks the writer copies appends into.
-//! Chunks are allocated on first use, up to the pool's capacity, and reused; the pool frees
-//! them when the writer is gone (never while a write from one is in flight).
+//! The pool of 4 KiB-aligned write blocks JS fills in place and the writer hands to the
+//! kernel as they are. Blocks are allocated on first use, up to the pool's capacity, and
+//! reused; each is owned by one side at a time: free, JS (taken, being filled), or the
+//! writer (queued or in flight until its write completes).
 
 use std::alloc::{Layout, alloc_zeroed, dealloc};
 use std::ptr::NonNull;
+use std::sync::Arc;
 
 /// O_DIRECT needs buffer address, length and file offset aligned to the logical block
 /// size; 4096 covers every disk we target (512e and 4Kn).
@@ -16,9 +18,12 @@ pub struct Block {
     layout: Layout,
 }
 
-// SAFETY: a Block is plain owned memory; who may touch its bytes is decided by the writer
-// (one owner at a time: the JS thread while filling, the kernel while a write is in flight).
+// SAFETY: a Block is plain owned memory; who may touch its bytes is decided by the pool's
+// ownership states (one side at a time: JS while filling, the kernel while a write is in
+// flight). Shared as Arc so that a JS view keeps the memory alive after the pool is gone.
 unsafe impl Send for Block {}
+// SAFETY: as above; the Block itself never reads or writes its bytes.
+unsafe impl Sync for Block {}
 
 impl Block {
     /// None when `len` is zero or the allocation fails.
@@ -35,6 +40,10 @@ impl Block {
     pub fn ptr(&self) -> *mut u8 {
         self.ptr.as_ptr()
     }
+
+    pub fn len(&self) -> usize {
+        self.layout.size()
+    }
 }
 
 impl Drop for Block {
@@ -44,61 +53,97 @@ impl Drop for Block {
     }
 }
 
+/// Who owns a block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Owner {
+    Free,
+    Js,
+    Writer,
+}
+
 #[derive(Debug)]
 pub struct Pool {
-    chunk: usize,
+    size: usize,
     max: usize,
-    blocks: Vec<Block>,
+    blocks: Vec<Arc<Block>>,
+    owner: Vec<Owner>,
     free: Vec<u32>,
 }
 
 impl Pool {
-    pub fn new(chunk: usize, max: usize) -> Pool {
+    pub fn new(size: usize, max: usize) -> Pool {
         Pool {
-            chunk,
+            size,
             max,
             blocks: Vec::new(),
+            owner: Vec::new(),
             free: Vec::new(),
         }
     }
 
-    pub fn capacity(&self) -> usize {
-        self.max
+    pub fn allocated(&self) -> usize {
+        self.blocks.len()
     }
 
-    /// Chunks that can be taken now or allocated later.
-    pub fn available(&self) -> usize {
-        self.free.len() + (self.max - self.blocks.len())
-    }
-
+    /// Blocks not free: with JS or the writer.
     pub fn in_use(&self) -> usize {
         self.blocks.len() - self.free.len()
     }
 
-    /// Makes sure `n` chunks sit allocated in the free list; false if memory ran out.
-    pub fn reserve(&mut self, n: usize) -> bool {
-        while self.free.len() < n && self.blocks.len() < self.max {
-            let Some(b) = Block::new(self.chunk) else {
-                return false;
-            };
-            self.free.push(self.blocks.len() as u32);
-            self.blocks.push(b);
-        }
-        self.free.len() >= n
-    }
-
-    /// A reserved chunk; None when none was reserved.
+    /// A free block for JS (allocated now if none is free and the pool is not full); None
+    /// when every block is out or memory ran out.
     pub fn take(&mut self) -> Option<u32> {
-        self.free.pop()
+        let id = match self.free.pop() {
+            Some(id) => id,
+            None if self.blocks.len() < self.max => {
+                let b = Block::new(self.size)?;
+                self.blocks.push(Arc::new(b));
+                self.owner.push(Owner::Free);
+                (self.blocks.len() - 1) as u32
+            }
+            None => return None,
+        };
+        self.owner[id as usize] = Owner::Js;
+        Some(id)
     }
 
-    pub fn give(&mut self, id: u32) {
-        debug_assert!(!self.free.contains(&id), "chunk {id} given back twice");
-        self.free.push(id);
+    pub fn owner(&self, id: u32) -> Option<Owner> {
+        self.owner.get(id as usize).copied()
+    }
+
+    /// JS hands a block over (to write it, or back unused when `to` is Free). False when JS
+    /// does not hold it (a caller bug).
+    pub fn hand_over(&mut self, id: u32, to: Owner) -> bool {
+        if self.owner(id) != Some(Owner::Js) {
+            return false;
+        }
+        self.owner[id as usize] = to;
+        if to == Owner::Free {
+            self.free.push(id);
+        }
+        true
+    }
+
+    /// The writer is done with a block (written, or dropped after an error).
+    pub fn release(&mut self, id: u32) {
+        debug_assert_eq!(
+            self.owner(id),
+            Some(Owner::Writer),
+            "block {id} released twice"
+        );
+        if self.owner(id) == Some(Owner::Writer) {
+            self.owner[id as usize] = Owner::Free;
+            self.free.push(id);
+        }
     }
 
     pub fn ptr(&self, id: u32) -> *mut u8 {
         self.blocks[id as usize].ptr()
+    }
+
+    /// The block's memory, for a JS view that may outlive the pool.
+    pub fn shared(&self, id: u32) -> Option<Arc<Block>> {
+        self.blocks.get(id as usize).cloned()
     }
 }
 
@@ -107,37 +152,36 @@ mod tests {
     use super::*;
 
     #[test]
-    fn chunks_are_aligned_reused_and_bounded() {
+    fn blocks_are_aligned_reused_bounded_and_owned_by_one_side() {
         let mut p = Pool::new(2 * ALIGN, 3);
-        assert_eq!(p.available(), 3);
-        assert!(p.reserve(2));
+        assert_eq!(p.allocated(), 0);
         let a = p.take().expect("a");
         let b = p.take().expect("b");
-        assert_ne!(a, b);
-        assert_eq!(p.ptr(a) as usize % ALIGN, 0);
-        assert_eq!(p.ptr(b) as usize % ALIGN, 0);
-        assert!(p.take().is_none(), "only reserved chunks are handed out");
-        assert!(p.reserve(1));
         let c = p.take().expect("c");
-        assert_eq!(p.available(), 0);
-        assert!(!p.reserve(1));
-        p.give(b);
-        assert_eq!((p.available(), p.in_use()), (1, 2));
-        assert!(p.reserve(1));
-        assert_eq!(p.take(), Some(b));
-        p.give(a);
-        p.give(b);
-        p.give(c);
-        assert_eq!(p.in_use(), 0);
+        assert_eq!(p.allocated(), 3);
+        assert!(p.take().is_none(), "the pool is bounded");
+        for id in [a, b, c] {
+            assert_eq!(p.ptr(id) as usize % ALIGN, 0);
+            assert_eq!(p.owner(id), Some(Owner::Js));
+        }
+        assert!(p.hand_over(b, Owner::Writer));
+        assert!(!p.hand_over(b, Owner::Writer), "handed over twice");
+        assert!(p.take().is_none());
+        p.release(b);
+        assert_eq!(p.take(), Some(b), "a released block is reused");
+        assert!(p.hand_over(a, Owner::Free));
+        assert_eq!(p.in_use(), 2);
+        assert!(!p.hand_over(99, Owner::Free), "unknown block");
     }
 
     #[test]
-    fn a_block_is_zeroed_and_aligned() {
-        let b = Block::new(ALIGN).expect("block");
-        assert_eq!(b.ptr() as usize % ALIGN, 0);
-        // SAFETY: the block owns ALIGN initialised bytes.
-        let s = unsafe { std::slice::from_raw_parts(b.ptr(), ALIGN) };
+    fn a_shared_block_outlives_the_pool() {
+        let mut p = Pool::new(ALIGN, 1);
+        let id = p.take().expect("block");
+        let keep = p.shared(id).expect("shared");
+        drop(p);
+        // SAFETY: `keep` owns ALIGN initialised bytes.
+        let s = unsafe { std::slice::from_raw_parts(keep.ptr(), keep.len()) };
         assert!(s.iter().all(|&x| x == 0));
-        assert!(Block::new(0).is_none());
     }
 }

@@ -1,7 +1,7 @@
 //! The writer's data: options, errors, per-file state, the operation queue and the state
-//! shared (under one mutex) by `append`/`close` on the JS thread and the two I/O threads.
+//! shared (under one mutex) by `write`/`close` on the JS thread and the two I/O threads.
 
-use crate::pool::{Block, Pool};
+use crate::pool::Pool;
 use crate::uring::Ring;
 use std::collections::VecDeque;
 use std::fs::File;
@@ -13,24 +13,25 @@ pub(crate) const EIO: i32 = 5;
 pub(crate) const EBADF: i32 = 9;
 pub(crate) const EINVAL: i32 = 22;
 pub(crate) const EMFILE: i32 = 24;
-pub(crate) const ENOBUFS: i32 = 105;
 pub(crate) const ESHUTDOWN: i32 = 108;
 
 #[derive(Debug, Clone)]
 pub struct Options {
     /// Open files with O_DIRECT (each file falls back to buffered I/O where refused).
     pub direct_io: bool,
-    /// Staging chunk size, a multiple of ALIGN: the largest single write.
-    pub chunk_bytes: usize,
-    /// Chunks in the pool: staging memory is `chunk_bytes * pool_chunks`, allocated lazily.
-    pub pool_chunks: usize,
-    /// Bytes appended are queued for the disk at most this long after they arrive.
+    /// Write block size, a multiple of ALIGN: what JS fills and one write carries.
+    pub block_bytes: usize,
+    /// Blocks in the pool: staging memory is at most `block_bytes * pool_blocks`, allocated lazily.
+    pub pool_blocks: usize,
+    /// Blocks handed over are queued for the disk at most this long after they arrive.
     pub batch_interval: Duration,
     /// Queued writes that wake the submitter before the interval ends.
     pub batch_size: usize,
     pub ring_entries: u32,
-    /// How long an append waits for a free chunk (the disk is behind) before ENOBUFS.
-    pub stage_wait: Duration,
+    /// Reserve file space this far ahead of the writes (fallocate), 0 = never: appending
+    /// O_DIRECT writes that stay below the file's size take the kernel's fast path instead
+    /// of its exclusive inode lock and a worker thread.
+    pub prealloc_bytes: u64,
 }
 
 /// An error tied to one file, for JS: errno (0 for none), its name, where, and how many
@@ -93,27 +94,23 @@ pub struct Stats {
     pub closing_files: u64,
     pub inflight: u64,
     pub queued: u64,
-    pub chunks_in_use: u64,
+    pub blocks_in_use: u64,
+    pub blocks_allocated: u64,
     pub writes: u64,
     pub bytes_written: u64,
     pub submits: u64,
     pub fsyncs: u64,
+    pub preallocs: u64,
     pub errors: u64,
     pub fallbacks: u64,
 }
 
-#[derive(Debug)]
-pub(crate) struct Range {
-    pub start: u64,
-    pub end: u64,
-    pub done: bool,
-}
-
-#[derive(Debug)]
-pub(crate) struct Cur {
-    pub chunk: u32,
-    pub base: u64,
-    pub fill: usize,
+/// How JS closed a file.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Closing {
+    pub sync: bool,
+    /// The file's final size (its committed end); None: whatever is committed.
+    pub size: Option<u64>,
 }
 
 #[derive(Debug)]
@@ -122,103 +119,73 @@ pub(crate) struct FileState {
     pub path: String,
     pub file: File,
     pub direct: bool,
-    /// Bytes accepted from JS.
-    pub size: u64,
-    /// File offset where the next chunk starts (with O_DIRECT: size rounded down to ALIGN).
-    pub next_base: u64,
-    pub cur: Option<Cur>,
-    /// O_DIRECT only: the unaligned bytes after `next_base`, not yet queued.
-    pub tail: Option<Block>,
-    pub tail_len: usize,
-    /// O_DIRECT only: the tail has bytes no write has carried yet.
-    pub tail_dirty: bool,
-    /// O_DIRECT only: a copy of the tail, padded, in flight as the file's provisional end
-    /// (written, then the file cut to its real size), so a crash keeps whole fragments.
-    pub tail_io: Option<Block>,
-    /// That tail write (and its truncate) is in flight: this file's next writes wait in
-    /// `deferred`, since they cover the same block and must land after it.
-    pub tail_busy: bool,
-    /// The queued tail write was handed to the kernel: later writes of the file wait.
-    pub tail_inflight: bool,
-    pub deferred: VecDeque<Op>,
+    /// Writes queued but not handed to the kernel, and in the kernel.
     pub queued: u32,
     pub inflight: u32,
-    pub ranges: VecDeque<Range>,
-    /// Contiguous prefix of the file the disk has acknowledged.
-    pub acked: u64,
-    /// Ends of appends beyond `good`; `good` is the last append end within `acked`.
-    pub bounds: VecDeque<u64>,
+    /// The `seq` of each write in the kernel (a few at a time per file).
+    pub inflight_seqs: Vec<u64>,
+    /// Fragment headers waiting for this file's earlier writes to complete (in order).
+    pub deferred: VecDeque<Op>,
+    /// Whole fragments are on disk up to here (the end of the last header written).
     pub good: u64,
+    /// End of the furthest write handed over.
+    pub max_end: u64,
+    /// Space reserved with fallocate up to here (the file's size while it grows).
+    pub allocated: u64,
+    /// fallocate is tried for this file (off after it failed once).
+    pub prealloc: bool,
     pub error: Option<(i32, u64, &'static str)>,
+    /// Writes are numbered in the order JS handed them over; after a failed write, the writes
+    /// handed over later are dropped, the earlier ones (and headers they complete) still go.
+    pub next_seq: u64,
+    pub fail_seq: u64,
+    /// The first error has been thrown to JS.
     pub delivered: bool,
-    /// Size to cut the file to at finish, fixed when an error reached JS.
-    pub truncate_to: Option<u64>,
-    pub padded: bool,
-    pub closing: Option<bool>,
+    pub closing: Option<Closing>,
     pub finish_queued: bool,
-    /// An append is copying into this file's chunks without the lock: no flush meanwhile.
-    pub busy: bool,
 }
 
 impl FileState {
-    /// An append refused for this file (`errno`), reported at its current, intact size.
-    pub fn append_error(&self, errno: i32) -> WriteError {
+    /// A write handed over before `seq` is still in the kernel (a header must wait).
+    pub fn earlier_in_flight(&self, seq: u64) -> bool {
+        self.inflight_seqs.iter().any(|&s| s < seq)
+    }
+
+    /// A write handed over after the file's failed write: it will not be written.
+    pub fn dropped(&self, seq: u64) -> bool {
+        self.error.is_some() && seq > self.fail_seq
+    }
+
+    /// An error for JS about this file, reported at its intact (committed) size.
+    pub fn error_at(&self, errno: i32, op: &'static str, offset: u64) -> WriteError {
         WriteError {
-            errno,
-            op: "append",
-            path: self.path.clone(),
-            offset: self.size,
-            size: self.size,
-        }
-    }
-
-    pub fn advance_acked(&mut self) {
-        while self.ranges.front().is_some_and(|r| r.done) {
-            if let Some(r) = self.ranges.pop_front() {
-                self.acked = r.end;
-            }
-        }
-        if self.ranges.is_empty() && self.queued == 0 && self.cur.is_none() && self.tail_len == 0 {
-            self.acked = self.acked.max(self.size);
-        }
-        while self.bounds.front().is_some_and(|&b| b <= self.acked) {
-            self.good = self.bounds.pop_front().unwrap_or(self.good);
-        }
-    }
-
-    pub fn error_for_js(&mut self) -> Option<WriteError> {
-        let (errno, offset, op) = self.error?;
-        self.advance_acked();
-        let size = *self.truncate_to.get_or_insert(self.good);
-        Some(WriteError {
             errno,
             op,
             path: self.path.clone(),
             offset,
-            size,
-        })
+            size: self.good,
+        }
+    }
+
+    pub fn error_for_js(&self) -> Option<WriteError> {
+        let (errno, offset, op) = self.error?;
+        Some(self.error_at(errno, op, offset))
     }
 }
 
 #[derive(Debug)]
-pub(crate) enum Buf {
-    Chunk(u32),
-    Tail,
-    /// The provisional tail write; the file is cut to `size` when it completes.
-    TailIo {
-        size: u64,
-    },
-}
-
-#[derive(Debug)]
 pub(crate) enum Op {
-    /// `len` bytes from `buf` at file offset `off`; `done` of them already written.
+    /// `len` bytes of `block` to file offset `off`, `done` of them already written. A
+    /// fragment header has `commit` > 0: it waits for the file's earlier writes, and once
+    /// written the file is whole up to `commit`.
     Write {
         slot: u32,
-        buf: Buf,
+        block: u32,
         off: u64,
         len: u32,
         done: u32,
+        commit: u64,
+        seq: u64,
     },
     Finish {
         slot: u32,
@@ -239,17 +206,12 @@ pub(crate) struct State {
     pub inflight_free: Vec<u32>,
     pub inflight_count: u32,
     pub events: Vec<WriteError>,
-    /// Submit now (a close, a flush for a waiting append, room freed in a blocked ring).
+    /// Submit now (a close, a released header, room freed in a blocked ring).
     pub urgent: bool,
-    /// Flush every file's partial chunk on the next pass.
-    pub flush_all: bool,
     pub blocked: bool,
     pub shutdown: bool,
     /// The submitter waits on `submit_cv` (a notify costs a futex syscall: only then).
     pub submitter_asleep: bool,
-    /// Appends waiting on `space_cv` for chunks, and how many free chunks wake them.
-    pub append_waiters: u32,
-    pub append_need: usize,
     pub stats: Stats,
 }
 
@@ -258,8 +220,6 @@ pub(crate) struct Shared {
     pub state: Mutex<State>,
     /// Wakes the submitter.
     pub submit_cv: Condvar,
-    /// Wakes appends waiting for chunks and shutdown waiting for the threads.
-    pub space_cv: Condvar,
     pub ring: Ring,
     pub opts: Options,
 }
@@ -269,13 +229,6 @@ impl Shared {
     pub fn wake_submitter(&self, st: &State) {
         if st.submitter_asleep {
             self.submit_cv.notify_one();
-        }
-    }
-
-    /// Wakes appends waiting for chunks, if any.
-    pub fn wake_appends(&self, st: &State) {
-        if st.append_waiters > 0 && (st.pool.available() >= st.append_need || st.shutdown) {
-            self.space_cv.notify_all();
         }
     }
 

@@ -109,7 +109,7 @@ pub struct StatFs {
     pub f_spare: [i64; 4],
 }
 
-// SAFETY: glibc's prototypes from unistd.h, sys/utsname.h, sys/vfs.h and sys/mman.h.
+// SAFETY: glibc's prototypes from unistd.h, sys/utsname.h, sys/vfs.h, sys/mman.h and fcntl.h.
 unsafe extern "C" {
     pub fn syscall(num: c_long, ...) -> c_long;
     pub fn uname(buf: *mut UtsName) -> c_int;
@@ -123,6 +123,8 @@ unsafe extern "C" {
         off: i64,
     ) -> *mut c_void;
     pub fn munmap(addr: *mut c_void, len: usize) -> c_int;
+    /// fcntl.h: reserve `len` bytes at `offset` (mode 0: the file's size grows to cover them).
+    pub fn fallocate(fd: c_int, mode: c_int, offset: i64, len: i64) -> c_int;
 }
 
 #[cfg(test)]
