@@ -20,11 +20,15 @@ test.each(['h264', 'h265'] as const)('%s with B-frames records decodable segment
   const segs = index.querySegments('cam', 0, Date.now() + 60_000);
   await index.close();
   expect(segs.length).toBeGreaterThanOrEqual(2);
-  for (const s of segs) {
+  for (const [k, s] of segs.entries()) {
     const file = join(dir, 'data', s.path);
     expect(await decodeErrors(file)).toBe('');
     const out = await run(['ffprobe', '-v', 'error', '-select_streams', 'v:0', '-show_entries', 'frame=best_effort_timestamp_time', '-of', 'csv=p=0', file]);
     const times = out.split('\n').filter((l) => l.trim() !== '').map((l) => Number(l.split(',')[0]));
+    for (let i = 1; i < times.length; i++) expect(times[i]!).toBeGreaterThan(times[i - 1]!);
+    // The last segment ends where the engine stopped, possibly after a picture whose B-frames
+    // (later in decode order, earlier in presentation) never came: it may have a hole at the end.
+    if (k === segs.length - 1) continue;
     expect(times.length).toBe(Math.round((s.end_ms - s.start_ms) / 40));
     for (let i = 1; i < times.length; i++) expect(times[i]! - times[i - 1]!).toBeCloseTo(0.04, 3);
   }
