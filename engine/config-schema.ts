@@ -194,7 +194,7 @@ export const ConfigSchema = z.strictObject(
         segment_duration: intIn(1, 3600, 60), // seconds
         fragment_duration_ms: intIn(100, 10000, 1000),
         performance: table({
-          worker_count: intIn(0, 64, 0), // 0 = one per CPU core
+          worker_count: intIn(0, 64, 0), // 0 = one per CPU core less one (the main thread's), at least 1
           queue_size: intIn(1, 65536, 256),
           buffer_pool_size: intIn(1, 4096, 64),
           buffer_size_mb: intIn(1, 256, 4),
