@@ -7,6 +7,7 @@ import { STATS_FIELDS } from '../workers/control.ts';
 import type { WorkerInit, AddStream, FromWorker, InputFormat, KeyframeData, KeyframeEvent, KeyframeReply, Reply, SegmentClosed, SegmentOpened, StreamProblem, ToWorker, WriterKind } from '../workers/control.ts';
 import { MAX_RECORD_BYTES } from '../workers/ring-format.ts';
 import { createRing, RingConsumer, RingProducer, type RecordHandler } from '../workers/ring.ts';
+import { readRecordedKeyframe } from './keyframe-file.ts';
 import { log } from './log.ts';
 
 /** Slots are u16 in ring records. */
@@ -187,17 +188,26 @@ export class MediaPool {
     }
   }
 
-  /** Live preview on/off for a stream (the worker muxes one fragment per frame while on). */
+  /**
+   * Live preview on/off for a stream (the worker muxes one fragment per frame while on). On
+   * goes with the latest keyframe, which the worker shows until the next one is due.
+   */
   async setPreview(h: StreamHandle, on: boolean): Promise<void> {
     if (!h.worker.streams.has(h.slot)) return;
     h.previewOn = on;
-    await this.#request(h.worker, { type: 'preview', id: this.#nextId++, slot: h.slot, on });
+    const still = on ? await this.latestKeyframe(h).catch(() => null) : null;
+    if (h.previewOn !== on) return; // turned the other way meanwhile
+    await this.#request(h.worker, { type: 'preview', id: this.#nextId++, slot: h.slot, on, ...(still !== null ? { still } : {}) });
   }
 
-  /** The stream's latest keyframe with its parameter sets, or null before the first. */
+  /**
+   * The stream's latest keyframe with its parameter sets, or null before the first. For a
+   * recorded stream the worker says where the picture lies and it is read from the file.
+   */
   async latestKeyframe(h: StreamHandle): Promise<KeyframeData | null> {
     const r = (await this.#request(h.worker, { type: 'keyframe-request', id: this.#nextId++, slot: h.slot })) as KeyframeReply;
-    return r.keyframe;
+    if (r.keyframe === null || 'data' in r.keyframe) return r.keyframe;
+    return readRecordedKeyframe(r.keyframe);
   }
 
   /** Tests only: make a worker crash or a stream's pipeline throw. */

@@ -101,6 +101,7 @@ export class FragmentStreamer {
   /** Data bytes of the fragment (all tracks), and of track 0 (streamed: its stage holds no bytes). */
   #total = 0;
   #streamed = 0;
+  #lastSampleAt = -1;
 
   constructor(tracks: TrackInfo[], sink: BlockSink, held: StageBlocks = new StageBlocks(HELD_BLOCK_BYTES)) {
     if (tracks.length < 1 || tracks.length > MAX_TRACKS) throw new RangeError(`${tracks.length} tracks, want 1..${MAX_TRACKS}`);
@@ -186,6 +187,7 @@ export class FragmentStreamer {
       return FRAGMENT_FULL;
     }
     if (t === 0) {
+      this.#lastSampleAt = this.#blockAt + this.#fill;
       for (let i = 0; i < nalus.length; i++) {
         const n = nalus[i]!;
         if (s.video && !this.#writeU32(n.length)) return NO_BLOCK;
@@ -221,6 +223,14 @@ export class FragmentStreamer {
 
   sampleCount(t: number): number {
     return this.#stages[t]?.count ?? 0;
+  }
+
+  /**
+   * File offset of the bytes of the last track-0 sample added (its first length prefix), -1
+   * before any: where a reader finds the picture once its fragment has been written.
+   */
+  get lastSampleOffset(): number {
+    return this.#lastSampleAt;
   }
 
   /**

@@ -81,6 +81,8 @@ export interface SetPreview {
   id: number;
   slot: number;
   on: boolean;
+  /** The latest keyframe, shown at once until the next one is due (no wait for a GOP). */
+  still?: KeyframeData;
 }
 
 /** Asks for the stream's latest keyframe; answered by a `keyframe-reply`. */
@@ -128,11 +130,29 @@ export interface KeyframeData {
   data: Uint8Array;
 }
 
+/**
+ * A recorded keyframe, by where it lies instead of a copy: a worker keeps no picture in
+ * memory for a stream it records. The main thread reads it (engine/keyframe-file.ts).
+ */
+export interface KeyframeRef {
+  codec: VideoCodec;
+  width: number;
+  height: number;
+  wallMs: number;
+  /** Annex-B parameter sets to put in front of the picture. */
+  parameterSets: Uint8Array;
+  /**
+   * The picture's length-prefixed NAL units in segment files, newest first: the latest
+   * keyframe, then the one before it (taken when the latest's fragment is not on disk yet).
+   */
+  at: { path: string; offset: number; size: number; wallMs: number }[];
+}
+
 export interface KeyframeReply {
   type: 'keyframe-reply';
   id: number;
   /** null when the stream has had no keyframe yet. */
-  keyframe: KeyframeData | null;
+  keyframe: KeyframeData | KeyframeRef | null;
 }
 
 /** The periodic keyframe of a stream (every keyframeIntervalMs), for keyframe JPEGs. */

@@ -109,7 +109,7 @@ class MediaWorker {
       }
       case 'preview': {
         this.#previewOn[msg.slot] = msg.on;
-        this.#pipes[msg.slot]?.setPreview(msg.on);
+        this.#pipes[msg.slot]?.setPreview(msg.on, msg.still);
         this.#reply(msg.id, true);
         return;
       }

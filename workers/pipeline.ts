@@ -4,7 +4,7 @@
 import { parseAvcC } from '../media/h264-config.ts';
 import { parseHvcC } from '../media/h265-config.ts';
 import type { AccessUnit, TrackInfo, VideoTrackInfo } from '../media/types.ts';
-import type { AddStream, InputFormat, KeyframeData, KeyframeEvent, SegmentClosed, SegmentOpened } from './control.ts';
+import type { AddStream, InputFormat, KeyframeData, KeyframeEvent, KeyframeRef, SegmentClosed, SegmentOpened } from './control.ts';
 import type { InputSink, StreamInput } from './input.ts';
 import { AnnexbInput } from './input-annexb.ts';
 import { FlvInput } from './input-flv.ts';
@@ -36,6 +36,21 @@ export interface PipelineContext {
 }
 
 const START_CODE = new Uint8Array([0, 0, 0, 1]);
+const EMPTY = new Uint8Array(0);
+
+/** Annex-B bytes of `nalus` (start code before each), after `head` when given. */
+function annexB(nalus: readonly Uint8Array[], into?: Uint8Array): Uint8Array {
+  let need = 0;
+  for (const n of nalus) need += 4 + n.length;
+  const out = into !== undefined && into.length >= need ? into : new Uint8Array(need);
+  let at = 0;
+  for (const n of nalus) {
+    out.set(START_CODE, at);
+    out.set(n, at + 4);
+    at += 4 + n.length;
+  }
+  return out.length === need ? out : out.subarray(0, need);
+}
 
 function createInput(f: InputFormat, sink: InputSink): StreamInput {
   switch (f.kind) {
@@ -73,8 +88,14 @@ export class StreamPipeline implements InputSink {
   #out: RingProducer;
   #emit: PipelineContext['emit'];
   #preview: PreviewMuxer | null = null;
-  /** The latest keyframe as Annex-B with its parameter sets (a reused buffer, grown to fit). */
-  #key = new Uint8Array(0);
+  /**
+   * Where the last two keyframes lie in the segment files (newest first) while they are being
+   * recorded: snapshots and the preview still read them from there, so a recorded stream keeps
+   * no copy of its picture (~120 KB a 1080p camera).
+   */
+  #keyAt: { path: string; offset: number; size: number; wallMs: number }[] = [];
+  /** The latest keyframe as Annex-B with its parameter sets when it was not recorded (a reused buffer). */
+  #key = EMPTY;
   #keyLen = 0;
   #keyWallMs = 0;
   #keyIntervalMs: number;
@@ -134,17 +155,22 @@ export class StreamPipeline implements InputSink {
   unit(t: number, au: AccessUnit): void {
     const isVideo = this.#tracks[t]?.kind === 'video';
     if (isVideo || this.#video === null) this.counters.frames++;
-    if (this.#seg !== null && !this.#seg.push(t, au) && isVideo) this.counters.droppedFrames++;
+    const recorded = this.#seg !== null && this.#seg.push(t, au);
+    if (this.#seg !== null && !recorded && isVideo) this.counters.droppedFrames++;
     this.#preview?.push(t, au);
-    if (isVideo && au.keyframe) this.#keepKeyframe(au);
+    if (isVideo && au.keyframe) this.#keyframe(au, recorded ? this.#seg!.lastSampleAt() : null);
   }
 
   dropped(n: number): void {
     this.counters.droppedFrames += n;
   }
 
-  /** Live preview while someone watches: one fragment per frame into the out ring. */
-  setPreview(on: boolean): void {
+  /**
+   * Live preview while someone watches: one fragment per frame into the out ring. `still`
+   * (the latest keyframe, which the main thread reads from the recording) is shown at once
+   * until the next keyframe is due, so a new viewer sees a picture without waiting a GOP.
+   */
+  setPreview(on: boolean, still?: KeyframeData): void {
     if (!on) {
       this.#preview = null;
       return;
@@ -153,13 +179,14 @@ export class StreamPipeline implements InputSink {
     this.#preview = new PreviewMuxer(this.#out, this.#slot);
     if (this.#tracks.length === 0) return;
     this.#preview.setTracks(this.#tracks);
-    if (this.#keyLen > 0 && this.#keyIntervalTicks > 0) {
-      // The retained keyframe, shown until the next one is due (no gap for MSE).
-      const still: AccessUnit = { nalus: [], bytes: 0, keyframe: true, dts: this.#keyDts, pts: this.#keyDts };
-      splitAnnexB(this.#key.subarray(0, this.#keyLen), still.nalus);
-      still.nalus = still.nalus.slice(this.#ps.length); // the picture's NAL units follow the parameter sets
-      for (const n of still.nalus) still.bytes += n.length;
-      this.#preview.pushStill(still, this.#keyIntervalTicks);
+    const picture = still?.data ?? (this.#keyLen > 0 ? this.#key.subarray(0, this.#keyLen) : null);
+    if (picture !== null && this.#keyIntervalTicks > 0) {
+      // Shown until the next keyframe is due (no gap for MSE).
+      const au: AccessUnit = { nalus: [], bytes: 0, keyframe: true, dts: this.#keyDts, pts: this.#keyDts };
+      splitAnnexB(picture, au.nalus);
+      au.nalus = au.nalus.slice(this.#ps.length); // the picture's NAL units follow the parameter sets
+      for (const n of au.nalus) au.bytes += n.length;
+      if (au.nalus.length > 0) this.#preview.pushStill(au, this.#keyIntervalTicks);
     }
   }
 
@@ -167,11 +194,16 @@ export class StreamPipeline implements InputSink {
     return this.#preview?.counters.dropped ?? 0;
   }
 
-  /** A copy of the latest keyframe with its parameter sets, or null before the first. */
-  latestKeyframe(): KeyframeData | null {
+  /**
+   * The latest keyframe with its parameter sets: a copy when it was not recorded, else where
+   * it lies in the recording (the main thread reads it there); null before the first.
+   */
+  latestKeyframe(): KeyframeData | KeyframeRef | null {
     const t = this.#video;
-    if (t === null || this.#keyLen === 0) return null;
-    return { codec: t.codec, width: t.width, height: t.height, wallMs: this.#keyWallMs, data: this.#key.slice(0, this.#keyLen) };
+    if (t === null) return null;
+    if (this.#keyLen > 0) return { codec: t.codec, width: t.width, height: t.height, wallMs: this.#keyWallMs, data: this.#key.slice(0, this.#keyLen) };
+    if (this.#keyAt.length === 0) return null;
+    return { codec: t.codec, width: t.width, height: t.height, wallMs: this.#keyWallMs, parameterSets: annexB(this.#ps), at: this.#keyAt.slice() };
   }
 
   /** Continues a failed predecessor's counters and timeline (a file's timestamps may have wrapped). */
@@ -188,26 +220,32 @@ export class StreamPipeline implements InputSink {
     this.#seg?.close();
   }
 
-  /** Keeps the picture (one copy per GOP) so a snapshot never waits for the next keyframe. */
-  #keepKeyframe(au: AccessUnit): void {
-    let need = au.bytes + 4 * au.nalus.length;
-    for (const n of this.#ps) need += 4 + n.length;
-    if (need > this.#key.length) this.#key = new Uint8Array((need + (need >> 2) + 4095) & ~4095); // 25% room for the next
-    let at = 0;
-    for (let i = 0; i < this.#ps.length + au.nalus.length; i++) {
-      const n = i < this.#ps.length ? this.#ps[i]! : au.nalus[i - this.#ps.length]!;
-      this.#key.set(START_CODE, at);
-      this.#key.set(n, at + 4);
-      at += 4 + n.length;
-    }
-    this.#keyLen = at;
+  /**
+   * A keyframe went by: note where it was recorded (or, when it was not, keep a copy) so a
+   * snapshot never waits for the next one, and send the periodic keyframe event.
+   */
+  #keyframe(au: AccessUnit, at: { path: string; offset: number; size: number } | null): void {
     if (this.#keyDts >= 0 && au.dts > this.#keyDts) this.#keyIntervalTicks = au.dts - this.#keyDts;
     this.#keyDts = au.dts;
     this.#keyWallMs = this.#wallBaseMs + Math.floor((au.dts * 1000) / this.#video!.timescale);
+    const all = this.#ps.length === 0 ? au.nalus : this.#ps.concat(au.nalus);
+    if (at !== null) {
+      this.#keyAt.unshift({ ...at, wallMs: this.#keyWallMs });
+      if (this.#keyAt.length > 2) this.#keyAt.length = 2;
+      this.#key = EMPTY; // recorded: the file holds it
+      this.#keyLen = 0;
+    } else {
+      this.#keyAt.length = 0;
+      let need = 0;
+      for (const n of all) need += 4 + n.length;
+      if (need > this.#key.length) this.#key = new Uint8Array((need + (need >> 2) + 4095) & ~4095); // 25% room for the next
+      this.#keyLen = annexB(all, this.#key).length;
+    }
     if (this.#keyIntervalMs > 0 && this.#keyWallMs - this.#keyEmittedMs >= this.#keyIntervalMs) {
       this.#keyEmittedMs = this.#keyWallMs;
-      const k = this.latestKeyframe();
-      if (k !== null) this.#emit({ type: 'keyframe', streamId: this.streamId, ...k });
+      const t = this.#video!;
+      const data = this.#keyLen > 0 ? this.#key.slice(0, this.#keyLen) : annexB(all);
+      this.#emit({ type: 'keyframe', streamId: this.streamId, codec: t.codec, width: t.width, height: t.height, wallMs: this.#keyWallMs, data });
     }
   }
 }

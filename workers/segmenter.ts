@@ -69,6 +69,7 @@ export class Segmenter {
   #fragmentOffsets: number[] = [];
   #fragBase: number[] = [];
   #pending = 0; // samples in the open fragment, all tracks
+  #lastSampleBytes = 0;
   #resumeAtDts = -1; // after an error: no new segment before this media time
   #retryPauseMs = RETRY_PAUSE_MS;
   /** Tracks changed: rotate at the next keyframe. */
@@ -109,6 +110,17 @@ export class Segmenter {
 
   get segmentOpen(): boolean {
     return this.#file !== null;
+  }
+
+  /**
+   * Where the track-0 sample just added (push returned true) lies: the segment file, the file
+   * offset of its length-prefixed NAL units and their bytes. Readable once its fragment is
+   * written, which is how snapshots find a recorded keyframe without a copy in memory.
+   */
+  lastSampleAt(): { path: string; offset: number; size: number } | null {
+    const s = this.#stream;
+    if (this.#file === null || s === null || s.lastSampleOffset < 0) return null;
+    return { path: this.#file.path, offset: s.lastSampleOffset, size: this.#lastSampleBytes };
   }
 
   /** Declares the tracks (track 0 is the clock track, normally video). A change rotates. */
@@ -303,6 +315,7 @@ export class Segmenter {
     }
     st.lastDts = au.dts;
     this.#pending++;
+    if (t === 0) this.#lastSampleBytes = au.bytes + (tr.kind === 'video' ? 4 * au.nalus.length : 0);
   }
 
   /** Opens the next fragment; false (the segment aborted) when no write block is free. */
