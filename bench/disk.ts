@@ -63,10 +63,10 @@ function machineCpuSeconds(): number {
 
 function makeMethod(m: Method): Maker {
   if (m.startsWith('native-uring')) {
-    // The engine's defaults: 128 KiB blocks, 1024 of them, 100 ms batches of up to 32, space
+    // The engine's defaults: 64 KiB blocks, 1024 of them, 100 ms batches of up to 32, space
     // reserved 4 MiB ahead.
     const w = new NativeWriter({
-      directIo: m !== 'native-uring-buffered', blockBytes: WRITE_BLOCK_BYTES, poolBlocks: 1024, batchIntervalMs: 100, batchSize: 32,
+      directIo: m !== 'native-uring-buffered', blockBytes: WRITE_BLOCK_BYTES, poolBlocks: 2048, batchIntervalMs: 100, batchSize: 32,
       preallocBytes: m === 'native-uring-noprealloc' ? 0 : 4 << 20,
     });
     return {

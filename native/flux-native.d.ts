@@ -46,9 +46,9 @@ export interface WriterHandle {
 export interface WriterOptions {
   /** Open files with O_DIRECT (per file fallback to buffered I/O where refused). Default true. */
   readonly directIo?: boolean;
-  /** Block bytes, rounded up to 4096 (4096 .. 16 MiB): what one write carries. Default 128 KiB. */
+  /** Block bytes, rounded up to 4096 (4096 .. 16 MiB): what one write carries. Default 64 KiB. */
   readonly blockBytes?: number;
-  /** Blocks in the pool (2 .. 1048576), allocated on first use. Default 1024. */
+  /** Blocks in the pool (2 .. 1048576), allocated on first use. Default 2048. */
   readonly poolBlocks?: number;
   /** Blocks handed over are given to the kernel at most this long after (1 .. 10000). Default 100. */
   readonly batchIntervalMs?: number;

@@ -375,7 +375,7 @@ describe.skipIf(skip)('writer: NativeWriter (workers/writer-native.ts)', () => {
     const cfg = { use_io_uring: true, use_direct_io: true, buffer_pool_size: 64, buffer_size_mb: 4, batch_size: 32, batch_interval_ms: 100, write_alignment: 4096, preallocate_mb: 4 };
     const probe = { ioUring: true, directIo: true, kernel: '6.1' };
     const load = { addon: addon!, path: 'x', reason: null };
-    expect(chooseWriter(cfg, load, probe, 2)).toMatchObject({ kind: 'native', directIo: true, options: { blockBytes: 128 << 10, poolBlocks: 1024, align: 4096, preallocBytes: 4 << 20 } });
+    expect(chooseWriter(cfg, load, probe, 2)).toMatchObject({ kind: 'native', directIo: true, options: { blockBytes: 64 << 10, poolBlocks: 2048, align: 4096, preallocBytes: 4 << 20 } });
     expect(chooseWriter({ ...cfg, write_alignment: 1 << 20 }, load, probe, 2).options).toMatchObject({ blockBytes: 1 << 20, align: 1 << 20 });
     expect(chooseWriter({ ...cfg, write_alignment: 512 }, load, probe, 2).kind).toBe('native');
     expect(chooseWriter({ ...cfg, use_direct_io: false }, load, probe, 2).reason).toContain('O_DIRECT off (use_direct_io = false)');

@@ -63,7 +63,7 @@ export interface BlockGeometry {
 }
 
 /** A block written with positional writes, no addon needed; write size = block size. */
-export const DEFAULT_GEOMETRY: BlockGeometry = { blockBytes: 128 << 10, align: 4096, poolBlocks: 1024 };
+export const DEFAULT_GEOMETRY: BlockGeometry = { blockBytes: 64 << 10, align: 4096, poolBlocks: 2048 };
 /** Idle blocks the portable writer keeps for reuse; more go to the GC. */
 const MAX_IDLE_BLOCKS = 256;
 

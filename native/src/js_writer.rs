@@ -188,9 +188,9 @@ pub unsafe extern "C" fn js_create(env: Env, info: CallbackInfo) -> Value {
                 c"blockBytes",
                 4096.0,
                 f64::from(16 << 20),
-                f64::from(128 << 10),
+                f64::from(64 << 10),
             )? as usize,
-            pool_blocks: num(c"poolBlocks", 2.0, 1_048_576.0, 1024.0)? as usize,
+            pool_blocks: num(c"poolBlocks", 2.0, 1_048_576.0, 2048.0)? as usize,
             batch_interval: Duration::from_millis(
                 num(c"batchIntervalMs", 1.0, 10_000.0, 100.0)? as u64
             ),
