@@ -2,6 +2,7 @@
 // list of parts, reusing its buffers from one fragment to the next.
 import { SAMPLE_FLAGS_NON_SYNC, SAMPLE_FLAGS_SYNC } from './fmp4-init.ts';
 import { BoxWriter, fourcc } from './mp4-box.ts';
+import { copyBytes } from './bytes.ts';
 import type { AccessUnit, TrackInfo } from './types.ts';
 
 /**
@@ -112,7 +113,7 @@ export class TrackStage {
         this.tail = 0;
       }
       const n = Math.min(bs - this.tail, src.length - from);
-      this.blocks[this.blocks.length - 1]!.set(from === 0 && n === src.length ? src : src.subarray(from, from + n), this.tail);
+      copyBytes(src, from, from + n, this.blocks[this.blocks.length - 1]!, this.tail);
       this.tail += n;
       from += n;
     }

@@ -27,6 +27,7 @@
 import { MOOF_FIXED_BYTES, StageBlocks, TrackStage, MAX_FRAGMENT_BYTES, MAX_SAMPLES_PER_FRAGMENT, MAX_TRACKS, trafBytes, writeTraf } from './fmp4-fragment.ts';
 import { SAMPLE_FLAGS_NON_SYNC, SAMPLE_FLAGS_SYNC } from './fmp4-init.ts';
 import { BoxWriter, fourcc } from './mp4-box.ts';
+import { copyBytes } from './bytes.ts';
 import type { AccessUnit, TrackInfo } from './types.ts';
 
 const MOOF = fourcc('moof'), MFHD = fourcc('mfhd'), MDAT = fourcc('mdat');
@@ -191,7 +192,7 @@ export class FragmentStreamer {
       for (let i = 0; i < nalus.length; i++) {
         const n = nalus[i]!;
         if (s.video && !this.#writeU32(n.length)) return NO_BLOCK;
-        if (!this.#write(n)) return NO_BLOCK;
+        if (!this.#write(n, n.length)) return NO_BLOCK;
       }
     } else {
       for (let i = 0; i < nalus.length; i++) {
@@ -253,7 +254,7 @@ export class FragmentStreamer {
         const s = this.#stages[t]!;
         for (let i = 0; i < s.blocks.length; i++) {
           const b = s.blocks[i]!;
-          if (!this.#write(i === s.blocks.length - 1 ? b.subarray(0, s.tail) : b)) throw new NoBlockError();
+          if (!this.#write(b, i === s.blocks.length - 1 ? s.tail : b.length)) throw new NoBlockError();
         }
       }
       const a = this.#sink.align;
@@ -337,14 +338,14 @@ export class FragmentStreamer {
     return head;
   }
 
-  /** Copies `src` into the data blocks, handing full ones to the sink. False: no block. */
-  #write(src: Uint8Array): boolean {
+  /** Copies `src[0, len)` into the data blocks, handing full ones to the sink. False: no block. */
+  #write(src: Uint8Array, len: number): boolean {
     const bs = this.#sink.blockBytes;
     let from = 0;
-    while (from < src.length) {
+    while (from < len) {
       if (this.#fill === bs && !this.#nextBlock()) return false;
-      const n = Math.min(bs - this.#fill, src.length - from);
-      this.#block!.set(from === 0 && n === src.length ? src : src.subarray(from, from + n), this.#fill);
+      const n = Math.min(bs - this.#fill, len - from);
+      copyBytes(src, from, from + n, this.#block!, this.#fill);
       this.#fill += n;
       from += n;
     }

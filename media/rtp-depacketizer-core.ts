@@ -1,6 +1,7 @@
 // What every RTP depacketizer shares: the Depacketizer contract, its counters, the
 // access-unit arena that reassembles payloads with one copy, and the base class that
 // validates headers, reorders, detects sequence gaps and unwraps timestamps.
+import { copyBytes } from './bytes.ts';
 import { MAX_NALUS_PER_AU } from './annexb.ts';
 import { MAX_AU_BYTES } from './annexb-au.ts';
 import { newRtpView, readRtp, RtpTimestampUnwrapper, type RtpView } from './rtp.ts';
@@ -131,7 +132,7 @@ export class AuArena {
   /** Copies `src[from, to)` as one NAL; false (nothing added) when a cap is reached. */
   addNal(src: Uint8Array, from: number, to: number): boolean {
     if (this.openAt >= 0 || !this.reserve(to - from) || !this.reserveNal()) return false;
-    this.buf.set(src.subarray(from, to), this.tail);
+    copyBytes(src, from, to, this.buf, this.tail);
     this.nalStart[this.nals] = this.tail;
     this.tail += to - from;
     this.nalEnd[this.nals++] = this.tail;
@@ -152,7 +153,7 @@ export class AuArena {
 
   append(src: Uint8Array, from: number, to: number): boolean {
     if (this.openAt < 0 || !this.reserve(to - from)) return false;
-    this.buf.set(src.subarray(from, to), this.tail);
+    copyBytes(src, from, to, this.buf, this.tail);
     this.tail += to - from;
     return true;
   }
