@@ -71,14 +71,50 @@ const MAX_QUEUED_UNITS = 1024;
 /** The arena holds the units of one push plus the one in progress. */
 const MAX_ARENA_BYTES = 2 * MAX_AU_BYTES;
 
+/** Smallest arena buffer: an audio frame or a small picture. */
+const ARENA_MIN_BYTES = 4 << 10;
+/** Idle arena buffers kept per size for the next unit that needs one; more go to the GC. */
+const MAX_IDLE_ARENAS = 16;
+
+/**
+ * Arena buffers (powers of two) shared by the arenas of this thread. A camera's keyframe
+ * needs ~128 KiB once per GOP and its other pictures a fraction of that; an arena takes a
+ * large buffer while it assembles a large unit and hands it back after, so 100 cameras hold
+ * a few large buffers between them (the keyframes being assembled at that moment) instead
+ * of one each (12.8 MB at 1080p).
+ */
+const idleArenas = new Map<number, Uint8Array[]>();
+
+function takeArena(bytes: number): Uint8Array {
+  return idleArenas.get(bytes)?.pop() ?? new Uint8Array(bytes);
+}
+
+function giveArena(b: Uint8Array): void {
+  let idle = idleArenas.get(b.length);
+  if (idle === undefined) idleArenas.set(b.length, (idle = []));
+  if (idle.length < MAX_IDLE_ARENAS) idle.push(b);
+}
+
+/** The arena size for `bytes`: a power of two, at least ARENA_MIN_BYTES. */
+function arenaSize(bytes: number): number {
+  let size = ARENA_MIN_BYTES;
+  while (size < bytes) size *= 2;
+  return size;
+}
+
 /**
  * The depacketizer's own buffer: completed units (queued for pop) followed by the unit in
  * progress. Payload bytes are copied once, into place; a NAL is either added whole or
  * opened, appended to (fragments) and closed.
  */
 export class AuArena {
-  /** Grows (doubling) to the largest unit seen: 128 KiB for a 1080p IDR, 4 KiB for audio. */
-  private buf = new Uint8Array(4 << 10);
+  /**
+   * Grows (doubling) to hold the unit in progress, and shrinks back once a large unit has
+   * been popped (buffers from the thread's shared pool, see idleArenas).
+   */
+  private buf = takeArena(ARENA_MIN_BYTES);
+  /** Bytes of the last unit committed (the size the next one is likely to have). */
+  private lastUnitBytes = 0;
   private tail = 0;
   private nalStart = new Int32Array(256);
   private nalEnd = new Int32Array(256);
@@ -113,11 +149,28 @@ export class AuArena {
       this.curNal0 = 0;
       this.curByte0 = 0;
     }
+    // A large unit has been popped: go back to a buffer the size of the usual ones (with
+    // room to spare: shrink only to a quarter, so sizes do not bounce between two powers).
+    const want = arenaSize(Math.max(2 * this.lastUnitBytes, 2 * this.tail));
+    if (want * 4 <= this.buf.length) this.swapBuffer(want);
     return left;
+  }
+
+  /** Moves the bytes in the arena to a pooled buffer of `size` and pools the old one. */
+  private swapBuffer(size: number): void {
+    const next = takeArena(size);
+    next.set(this.buf.subarray(0, this.tail));
+    giveArena(this.buf);
+    this.buf = next;
   }
 
   get currentBytes(): number {
     return this.tail - this.curByte0;
+  }
+
+  /** Bytes of the buffer the arena holds now. */
+  get capacity(): number {
+    return this.buf.length;
   }
 
   get currentNalCount(): number {
@@ -210,6 +263,7 @@ export class AuArena {
     this.qBytes[k] = this.tail - this.curByte0;
     this.qTime[k] = time;
     this.qKey[k] = keyframe ? 1 : 0;
+    this.lastUnitBytes = this.tail - this.curByte0;
     this.curNal0 = this.nals;
     this.curByte0 = this.tail;
     return true;
@@ -243,13 +297,7 @@ export class AuArena {
   private reserve(n: number): boolean {
     const need = this.tail + n;
     if (this.tail - this.curByte0 + n > MAX_AU_BYTES || need > MAX_ARENA_BYTES) return false;
-    if (need > this.buf.length) {
-      let size = this.buf.length * 2;
-      while (size < need) size *= 2;
-      const next = new Uint8Array(Math.min(size, MAX_ARENA_BYTES));
-      next.set(this.buf.subarray(0, this.tail));
-      this.buf = next;
-    }
+    if (need > this.buf.length) this.swapBuffer(Math.min(arenaSize(need), MAX_ARENA_BYTES));
     return true;
   }
 

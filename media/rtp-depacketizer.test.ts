@@ -1,6 +1,7 @@
 import { describe, expect, test } from 'bun:test';
 import { AacDepacketizer } from './rtp-aac.ts';
 import { createDepacketizer, rtpCodecOf } from './rtp-depacketizer.ts';
+import { AuArena } from './rtp-depacketizer-core.ts';
 import { G711Depacketizer } from './rtp-g711.ts';
 import { H264Depacketizer } from './rtp-h264.ts';
 import { H265Depacketizer } from './rtp-h265.ts';
@@ -82,5 +83,51 @@ describe('createDepacketizer', () => {
     let n = 0;
     while (d.pop(au)) n++;
     expect(n).toBe(1);
+  });
+});
+
+describe('AuArena', () => {
+  const unit = (a: AuArena, bytes: number, fill: number) => {
+    a.begin();
+    const nal = new Uint8Array(bytes).fill(fill);
+    expect(a.addNal(nal, 0, bytes)).toBe(true);
+    expect(a.commit(0, false)).toBe(true);
+    const out: AccessUnit = { nalus: [], bytes: 0, keyframe: false, dts: 0, pts: 0 };
+    expect(a.pop(out)).toBe(true);
+    expect(out.bytes).toBe(bytes);
+    expect(out.nalus[0]!.every((b) => b === fill)).toBe(true);
+  };
+
+  test('grows for a large unit and goes back to a small buffer once the usual units follow, bytes intact throughout', () => {
+    const a = new AuArena();
+    unit(a, 3000, 1);
+    expect(a.capacity).toBe(4096);
+    unit(a, 120_000, 2); // a keyframe
+    expect(a.capacity).toBe(131072);
+    unit(a, 15_000, 3); // the next picture: still in the large buffer
+    unit(a, 15_000, 4); // shrunk at this push
+    expect(a.capacity).toBe(32768);
+    unit(a, 40_000, 5); // grows a little: a P-frame can be larger
+    expect(a.capacity).toBe(65536);
+    unit(a, 15_000, 6);
+    unit(a, 15_000, 7);
+    expect(a.capacity).toBe(65536); // not a quarter of it: kept (no bouncing between sizes)
+  });
+
+  test('a unit in progress across the shrink keeps its bytes', () => {
+    const a = new AuArena();
+    unit(a, 120_000, 9);
+    unit(a, 1000, 8);
+    a.begin();
+    expect(a.openNal()).toBe(true);
+    expect(a.append(new Uint8Array(500).fill(7), 0, 500)).toBe(true);
+    a.begin(); // shrinks while a fragmented NAL is open
+    expect(a.capacity).toBe(4096);
+    expect(a.append(new Uint8Array(500).fill(6), 0, 500)).toBe(true);
+    expect(a.closeNal()).toBe(true);
+    expect(a.commit(1, true)).toBe(true);
+    const out: AccessUnit = { nalus: [], bytes: 0, keyframe: false, dts: 0, pts: 0 };
+    expect(a.pop(out)).toBe(true);
+    expect([...out.nalus[0]!.subarray(495, 505)]).toEqual([7, 7, 7, 7, 7, 6, 6, 6, 6, 6]);
   });
 });
