@@ -1,12 +1,14 @@
 // Snapshots and keyframe JPEGs: the latest keyframe of a live stream decoded on demand, and
 // one keyframe every [video.keyframe] interval_seconds stored under the SPEC layout
 // (<base>/<stream>/keyframes/<YYYY-MM-DD>/<unix_ms>.jpg) and indexed. Decoding runs in a
-// small, separate Piscina pool so it never competes with the media workers' ring draining.
+// small, separate Piscina pool so it never competes with the media workers' ring draining;
+// its thread keeps one ffmpeg per codec and picture size running while pictures are asked
+// for (workers/frame-decoder.ts), so a snapshot costs a decode, not an ffmpeg start-up.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { Piscina } from 'piscina';
 import type { KeyframeData } from '../workers/control.ts';
-import type { ThumbnailTask } from '../workers/thumbnail-worker.ts';
+import type { ThumbnailClose, ThumbnailTask } from '../workers/thumbnail-worker.ts';
 import type { IndexDb } from './index-db.ts';
 import { RateLimitedLog } from './log.ts';
 import { findFfmpeg } from './tools.ts';
@@ -18,6 +20,11 @@ const MAX_QUEUED = 32;
 const JPEG_QUALITY = 80;
 /** Keyframe JPEGs are thumbnails: decoding stays full size, the stored file is this wide. */
 const KEYFRAME_JPEG_WIDTH = 640;
+/**
+ * The pool's thread stays this long after its last picture: longer than the decoders'
+ * DECODER_IDLE_MS, so they have ended their ffmpeg before the thread goes.
+ */
+const POOL_IDLE_MS = 60_000;
 
 export class SnapshotError extends Error {
   override name = 'SnapshotError';
@@ -43,7 +50,7 @@ export class Snapshots {
       filename: new URL('../workers/thumbnail-worker.ts', import.meta.url).href,
       minThreads: 0,
       maxThreads: 1,
-      idleTimeout: 30_000,
+      idleTimeout: POOL_IDLE_MS,
       maxQueue: MAX_QUEUED,
     });
     const task: ThumbnailTask = { ffmpeg: this.#ffmpeg, codec: k.codec, width: k.width, height: k.height, data: k.data, outWidth, quality: JPEG_QUALITY };
@@ -74,6 +81,10 @@ export class Snapshots {
   }
 
   async close(): Promise<void> {
+    if (this.#pool !== null && this.#pool.threads.length > 0) {
+      const close: ThumbnailClose = { close: true };
+      await this.#pool.run(close).catch(() => {});
+    }
     await this.#pool?.destroy().catch(() => {});
     this.#pool = null;
   }

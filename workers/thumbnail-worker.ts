@@ -1,6 +1,8 @@
 // Piscina task of the small thumbnail pool: decode one keyframe (Annex-B with its parameter
-// sets) with ffmpeg to raw pixels, then resize and encode it as JPEG with sharp.
+// sets) with the thread's long-running ffmpeg for that codec and size (workers/frame-decoder.ts),
+// then resize and encode it as JPEG with sharp.
 import sharp from 'sharp';
+import { FrameDecoders } from './frame-decoder.ts';
 
 export interface ThumbnailTask {
   ffmpeg: string;
@@ -13,25 +15,22 @@ export interface ThumbnailTask {
   quality: number;
 }
 
-/** A decoder that hangs (a corrupt picture, a stuck process) must not hold the pool. */
-const DECODE_TIMEOUT_MS = 5_000;
+/** Ends the thread's decoders (sent before the pool is destroyed). */
+export interface ThumbnailClose {
+  close: true;
+}
 
-export default async function thumbnail(t: ThumbnailTask): Promise<Uint8Array> {
-  const p = Bun.spawn(
-    [t.ffmpeg, '-v', 'error', '-threads', '1', '-f', t.codec === 'h264' ? 'h264' : 'hevc', '-i', 'pipe:0',
-      '-frames:v', '1', '-f', 'rawvideo', '-pix_fmt', 'rgb24', 'pipe:1'],
-    { stdin: 'pipe', stdout: 'pipe', stderr: 'pipe' },
-  );
-  const timer = setTimeout(() => p.kill(), DECODE_TIMEOUT_MS);
-  p.stdin.write(t.data);
-  await p.stdin.end();
-  const [pixels, err, code] = await Promise.all([new Response(p.stdout).arrayBuffer(), new Response(p.stderr).text(), p.exited]);
-  clearTimeout(timer);
-  const need = t.width * t.height * 3;
-  if (code !== 0 || pixels.byteLength < need) {
-    throw new Error(`decoding the keyframe failed (ffmpeg exit ${code}, ${pixels.byteLength} of ${need} bytes): ${err.trim().slice(0, 300)}`);
+const decoders = new FrameDecoders();
+
+export default async function thumbnail(t: ThumbnailTask | ThumbnailClose): Promise<Uint8Array | null> {
+  if ('close' in t) {
+    decoders.close();
+    return null;
   }
-  let img = sharp(Buffer.from(pixels, 0, need), { raw: { width: t.width, height: t.height, channels: 3 } });
-  if (t.outWidth > 0 && t.outWidth !== t.width) img = img.resize({ width: t.outWidth });
-  return new Uint8Array(await img.jpeg({ quality: t.quality, mozjpeg: false }).toBuffer());
+  return decoders.decode(t.ffmpeg, t.codec, t.width, t.height, t.data, async (rgb) => {
+    // sharp reads the picture while it works; the view stays valid until this returns.
+    let img = sharp(Buffer.from(rgb.buffer, rgb.byteOffset, rgb.byteLength), { raw: { width: t.width, height: t.height, channels: 3 } });
+    if (t.outWidth > 0 && t.outWidth !== t.width) img = img.resize({ width: t.outWidth });
+    return new Uint8Array(await img.jpeg({ quality: t.quality, mozjpeg: false }).toBuffer());
+  });
 }
