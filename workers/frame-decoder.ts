@@ -1,5 +1,6 @@
-// Keyframe decoder that stays up: one ffmpeg per codec and picture size reads Annex-B
-// keyframes (each with its parameter sets) on stdin and writes RGB24 pictures on stdout,
+// Keyframe decoder that stays up: one ffmpeg per codec and output size reads Annex-B
+// keyframes (each with its parameter sets, any picture size) on stdin and writes RGB24
+// pictures of that size on stdout,
 // so a snapshot costs a decode (~20 ms at 1080p) and not an ffmpeg start-up (~100-150 ms of
 // a core: Debian's ffmpeg links ~100 libraries) per picture.
 //
@@ -29,8 +30,11 @@ const DECODE_TIMEOUT_MS = 5_000;
 const MAX_LAG = 17;
 /** A decoder nobody asked for this long exits (its process and frame buffer go). */
 export const DECODER_IDLE_MS = 20_000;
-/** Picture sizes with a decoder each, at most; the least recently used idle one goes first. */
-const MAX_DECODERS = 4;
+/**
+ * Output sizes with a decoder each, at most (full-size snapshots, 640-wide keyframe JPEGs and
+ * the grid's thumbnails per codec); the least recently used idle one goes first.
+ */
+const MAX_DECODERS = 6;
 /** 8K: larger pictures are not decoded here. */
 const MAX_PIXELS = 7680 * 4320;
 
@@ -57,7 +61,7 @@ interface Wanted {
   reject: (e: Error) => void;
 }
 
-/** One ffmpeg for one codec and output size; requests run one at a time. */
+/** One ffmpeg for one codec and output size (pictures are scaled to it); requests run one at a time. */
 export class FrameDecoder {
   readonly codec: DecoderCodec;
   readonly width: number;
@@ -267,7 +271,7 @@ function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
   return a.length === b.length && Buffer.from(a.buffer, a.byteOffset, a.length).equals(Buffer.from(b.buffer, b.byteOffset, b.length));
 }
 
-/** Decoders by codec and size, started on first use, at most MAX_DECODERS. */
+/** Decoders by codec and output size, started on first use, at most MAX_DECODERS. */
 export class FrameDecoders {
   #all = new Map<string, FrameDecoder>();
 

@@ -241,6 +241,10 @@ export class StreamPipeline implements InputSink {
       if (need > this.#key.length) this.#key = new Uint8Array((need + (need >> 2) + 4095) & ~4095); // 25% room for the next
       this.#keyLen = annexB(all, this.#key).length;
     }
+    // The first periodic keyframe comes a per-stream share of the interval after the stream's
+    // first keyframe: cameras started together (an engine start) would otherwise all send
+    // theirs in the same second, every interval, and the thumbnail pool would skip most.
+    if (this.#keyIntervalMs > 0 && this.#keyEmittedMs === -Infinity) this.#keyEmittedMs = this.#keyWallMs - this.#keyIntervalMs + keyframePhaseMs(this.streamId, this.#keyIntervalMs);
     if (this.#keyIntervalMs > 0 && this.#keyWallMs - this.#keyEmittedMs >= this.#keyIntervalMs) {
       this.#keyEmittedMs = this.#keyWallMs;
       const t = this.#video!;
@@ -248,4 +252,11 @@ export class StreamPipeline implements InputSink {
       this.#emit({ type: 'keyframe', streamId: this.streamId, codec: t.codec, width: t.width, height: t.height, wallMs: this.#keyWallMs, data });
     }
   }
+}
+
+/** A stream's offset into the keyframe interval: FNV-1a of its id, so it is the same at every start. */
+export function keyframePhaseMs(streamId: string, intervalMs: number): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < streamId.length; i++) h = Math.imul(h ^ streamId.charCodeAt(i), 0x01000193) >>> 0;
+  return h % intervalMs;
 }
