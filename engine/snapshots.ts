@@ -36,7 +36,10 @@ export class Snapshots {
   #index: IndexDb;
   #basePath: string;
   #warn = new RateLimitedLog(10_000);
+  /** Periodic keyframe JPEGs written, skipped because the pool was behind, failed to decode or write. */
+  stored = 0;
   skipped = 0;
+  failed = 0;
 
   constructor(index: IndexDb, basePath: string) {
     this.#index = index;
@@ -75,9 +78,13 @@ export class Snapshots {
         const abs = join(this.#basePath, rel);
         mkdirSync(dirname(abs), { recursive: true });
         writeFileSync(abs, jpeg);
+        this.stored++;
         return this.#index.putKeyframe(streamId, k.wallMs, { path: rel, bytes: jpeg.length });
       })
-      .catch((e: Error) => this.#warn.warn(`keyframe:${streamId}`, `stream ${streamId}: keyframe JPEG failed: ${e.message}`));
+      .catch((e: Error) => {
+        this.failed++;
+        this.#warn.warn(`keyframe:${streamId}`, `stream ${streamId}: keyframe JPEG failed: ${e.message}`);
+      });
   }
 
   async close(): Promise<void> {

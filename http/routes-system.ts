@@ -33,6 +33,7 @@ export function systemRoutes(app: Hono, { engine, metrics }: AppContext): void {
     return c.json({
       uptime_ms: Date.now() - engine.startedAt,
       writer: { kind: engine.writerKind, native_status: engine.nativeStatus, queue_depth: loads.reduce((a, w) => a + w.writeQueue, 0) },
+      keyframes: { stored: engine.snapshots.stored, skipped: engine.snapshots.skipped, failed: engine.snapshots.failed },
       storage: {
         base_path: engine.basePath,
         recorded_bytes: recordedBytes,

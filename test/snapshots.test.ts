@@ -70,5 +70,8 @@ test('keyframe JPEGs are stored every interval under the layout, listed and serv
   expect(jpeg.length).toBe(k.bytes);
   expect(await size(jpeg, 'kf.jpg')).toEqual([640, 360]);
   expect((await fetch(`${base}/api/video/streams/cam/keyframes/123.jpg`)).status).toBe(404);
+  const sys = (await (await fetch(`${base}/api/video/system`)).json()) as { keyframes: { stored: number; skipped: number; failed: number } };
+  expect(sys.keyframes.stored).toBeGreaterThanOrEqual(list.keyframes.length);
+  expect(sys.keyframes.failed).toBe(0);
   expect((await fetch(`${base}/api/video/streams/cam/keyframes/x.png`)).status).toBe(400);
 });

@@ -324,6 +324,10 @@ export async function runFlux(o: RunOptions): Promise<RunResult> {
     r.latency_ms = { p50: pround(percentile(lat, 50)), p90: pround(percentile(lat, 90)), p99: pround(percentile(lat, 99)), max: pround(lat.at(-1) ?? null), samples: lat.length, unstamped: viewers.unstamped };
     r.latency_p99_ms = r.latency_ms.p99;
     if (viewers.unstamped > 0 && lat.length === 0) r.notes.push('live fragments carried no SEI send time (stripped?)');
+    if (o.keyframes) {
+      const k = (await getJson<{ keyframes?: { stored: number; skipped: number; failed: number } }>(`${base}/api/video/system`))?.keyframes;
+      if (k) r.notes.push(`keyframe JPEGs stored ${k.stored}, skipped ${k.skipped}, failed ${k.failed}`);
+    }
     await sim.stopSending();
     await sleep(2000); // let the engine drain what is in flight
     const simStats = await sim.stats();
