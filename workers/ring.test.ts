@@ -1,16 +1,22 @@
 import { describe, expect, test } from 'bun:test';
 import * as F from './ring-format.ts';
-import { createRing, RingConsumer, RingError, RingProducer } from './ring.ts';
+import { createRing, REWIND_RESERVE_MS, RingConsumer, RingError, RingProducer } from './ring.ts';
 import {
   flagsOf, fnv1a, kindOf, mulberry32, slotOf, tsOf, type StressJob, type StressReport,
 } from './ring-stress.worker.ts';
 
 interface Rec { slot: number; kind: number; flags: number; ts: number; payload: Uint8Array }
 
+/** A clock where every reading is a second later: every lap looks slow enough to rewind. */
+function slowLaps(): () => number {
+  let t = 0;
+  return () => (t += 1000);
+}
+
 /** A ring and both ends; the producer wraps only at the end unless `rewind` says otherwise. */
-function pair(dataBytes: number, maxPayload: number, rewind = Infinity) {
+function pair(dataBytes: number, maxPayload: number, rewind = Infinity, now: () => number = slowLaps()) {
   const sab = createRing(dataBytes, maxPayload);
-  return { sab, p: new RingProducer(sab, rewind), c: new RingConsumer(sab), ctrl: new Int32Array(sab, 0, F.CTRL_BYTES >> 2) };
+  return { sab, p: new RingProducer(sab, rewind, now), c: new RingConsumer(sab), ctrl: new Int32Array(sab, 0, F.CTRL_BYTES >> 2) };
 }
 
 /** Reads up to `max` records, copying each payload out of the ring. */
@@ -204,6 +210,20 @@ describe('ring rewind (a drained ring starts over at 0)', () => {
     expect(drain(c).map((r) => r.slot)).toEqual([4]);
   });
 
+  test('a lap that filled the space below the head faster than REWIND_RESERVE_MS goes on to the end', () => {
+    let t = 0;
+    const { p, c, ctrl } = pair(4096, 200, 256, () => t);
+    for (let i = 0; i < 10; i++) {
+      expect(p.tryWrite(i, F.KIND_RTP, 0, 0, bytes(52, i))).toBe(true);
+      drain(c); // drained after every record, but the lap is young
+    }
+    expect(headOf(ctrl)).toBe(640); // past the rewind offset, no rewind
+    t += REWIND_RESERVE_MS;
+    expect(p.tryWrite(10, F.KIND_RTP, 0, 0, bytes(52, 10))).toBe(true);
+    expect(headOf(ctrl)).toBe(64); // the lap has taken long enough: back to 0
+    expect(drain(c).map((r) => r.slot)).toEqual([10]);
+  });
+
   test('a ring the consumer has not drained keeps filling past the rewind offset, in order', () => {
     const { p, c, ctrl } = pair(4096, 200, 256);
     for (let i = 0; i < 20; i++) expect(p.tryWrite(i, F.KIND_RTP, 0, 0, bytes(52, i))).toBe(true); // 20 x 64 bytes
@@ -220,7 +240,7 @@ describe('ring rewind (a drained ring starts over at 0)', () => {
   test('a consumer that keeps up confines a long run to the first rewind offset plus one burst', () => {
     const rand = mulberry32(11);
     const sab = createRing(64 << 10, 1500);
-    const p = new RingProducer(sab), c = new RingConsumer(sab), ctrl = new Int32Array(sab, 0, F.CTRL_BYTES >> 2);
+    const p = new RingProducer(sab, undefined, slowLaps()), c = new RingConsumer(sab), ctrl = new Int32Array(sab, 0, F.CTRL_BYTES >> 2);
     let maxHead = 0, sent = 0, got = 0;
     for (let round = 0; round < 5000; round++) {
       for (let k = 1 + ((rand() * 4) | 0); k > 0; k--) { // bursts of up to 4 x 1.4 KB, well under the 16 KiB left after a rewind

@@ -78,9 +78,15 @@ export const WAKE_SAFETY_MS = 25;
  * every page of it becomes resident (8 MiB per worker) and the bytes are cold in cache by the
  * time HEAD comes round again. The price: right after a rewind, until the consumer has read
  * the wrap marker, only the offsets below the old HEAD are free, so a rewind never happens
- * before a quarter of the ring, which is still room for a stall of 80 ms at 25 MB/s.
+ * before a quarter of the ring, nor before the lap from 0 to HEAD has taken REWIND_RESERVE_MS
+ * (so that what is free after it holds that long a stall at the current rate). The second
+ * condition matters for a busy ring: a worker taking 100 MB/s (400 cameras on two) had
+ * 20 ms of room after a rewind at a quarter, and dropped 16,000 frames in 45 s; a lap that
+ * fast now just goes on to the end, the whole ring is in use, and none are dropped.
  */
 export const REWIND_DIVISOR = 4;
+/** The least time the space below HEAD must have taken to fill before a rewind (see above). */
+export const REWIND_RESERVE_MS = 100;
 /** Records per read() in consume() before it yields to the event loop (timers, sockets). */
 const CONSUME_BATCH = 4096;
 const nextMacrotask = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
@@ -167,9 +173,18 @@ export class RingProducer extends RingEnd {
   private readonly rewindAt: number;
   private resLen = 0;
 
-  /** `rewindBytes`: where a drained ring starts over (see REWIND_DIVISOR; Infinity: only at the end). */
-  constructor(sab: SharedArrayBuffer, rewindBytes?: number) {
+  /** When HEAD last started at 0 (the clock's ms), for REWIND_RESERVE_MS. */
+  private lapStart: number;
+  private readonly now: () => number;
+
+  /**
+   * `rewindBytes`: where a drained ring starts over (see REWIND_DIVISOR; Infinity: only at
+   * the end); `now`: the clock in ms (tests pass their own).
+   */
+  constructor(sab: SharedArrayBuffer, rewindBytes?: number, now: () => number = () => performance.now()) {
     super(sab);
+    this.now = now;
+    this.lapStart = now();
     const h = Atomics.load(this.ctrl, CTRL_HEAD);
     this.head = h & CTRL_INDEX_MASK;
     this.isClosed = (h & CTRL_CLOSED_BIT) !== 0;
@@ -256,7 +271,7 @@ export class RingProducer extends RingEnd {
       // here, as at the end). A consumer that keeps up then only ever touches the first
       // part of the ring (see REWIND_DIVISOR), and the rest is never paged in.
       this.tailSeen = Atomics.load(this.ctrl, CTRL_TAIL);
-      if (this.tailSeen === this.head) at = 0;
+      if (this.tailSeen === this.head && this.now() - this.lapStart >= REWIND_RESERVE_MS) at = 0;
     }
     if (at < 0) {
       this.tailSeen = Atomics.load(this.ctrl, CTRL_TAIL);
@@ -268,6 +283,7 @@ export class RingProducer extends RingEnd {
       }
     }
     if (at !== this.head) {
+      this.lapStart = this.now();
       const w = this.head >> 2; // wrap marker: len 0, slot 0, kind KIND_WRAP, flags 0
       this.data32[w] = 0;
       this.data32[w + 1] = KIND_WRAP << 16;
