@@ -22,7 +22,9 @@ const OUT_RING_BYTES = 4 << 20;
 const OUT_RING_MAX_RECORD = 1 << 20;
 
 export interface PoolOptions {
+  /** Workers started at once; more are started as streams are added, up to maxWorkers. */
   workers: number;
+  maxWorkers?: number;
   ringBytes: number;
   basePath: string;
   segmentDurationMs: number;
@@ -112,6 +114,14 @@ class WorkerSlot {
   }
 }
 
+/**
+ * A worker takes no more streams than this, or than this many bytes a second (measured, or
+ * the streams' hints before they have run), while another may be started: past ~128 cameras
+ * of 4 Mbit/s one worker's ring no longer absorbs its pauses (see engine.ts workerCounts).
+ */
+export const WORKER_STREAMS = 128;
+const WORKER_BYTES_PER_SEC = 64_000_000;
+
 export class MediaPool {
   #o: PoolOptions;
   #piscina: Piscina;
@@ -126,10 +136,10 @@ export class MediaPool {
     this.#piscina = new Piscina({
       filename: new URL('../workers/media-worker.ts', import.meta.url).href,
       minThreads: o.workers,
-      maxThreads: o.workers,
+      maxThreads: Math.max(o.workers, o.maxWorkers ?? o.workers),
       idleTimeout: Number.POSITIVE_INFINITY,
       concurrentTasksPerWorker: 1,
-      maxQueue: o.workers * 2,
+      maxQueue: Math.max(o.workers, o.maxWorkers ?? o.workers) * 2,
     });
   }
 
@@ -165,6 +175,12 @@ export class MediaPool {
     if (slot >= MAX_SLOTS) throw new Error(`too many streams: ${MAX_SLOTS} slots in use`);
     let best = this.#workers[0]!;
     for (const w of this.#workers) if (w.load() < best.load()) best = w;
+    if (this.#workers.length < (this.#o.maxWorkers ?? 0) && (best.streams.size >= WORKER_STREAMS || best.load() + spec.bitrateHint > WORKER_BYTES_PER_SEC)) {
+      best = new WorkerSlot(this.#workers.length);
+      this.#workers.push(best);
+      this.#launch(best);
+      log.info(`media worker ${best.index} started (${this.#workers.length} of at most ${this.#o.maxWorkers})`);
+    }
     const h = new StreamHandle(slot, spec, best);
     best.streams.set(slot, h);
     try {

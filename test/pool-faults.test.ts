@@ -1,6 +1,7 @@
 // The media pool under faults: a crashed worker is restarted and its streams re-added (their
 // interrupted segments repaired); a stream whose pipeline throws is reset alone.
 import { afterEach, expect, test } from 'bun:test';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { parseConfigText } from '../engine/config.ts';
 import { Engine } from '../engine/engine.ts';
@@ -62,3 +63,20 @@ test('a stream whose pipeline fails is reset alone; its neighbour on the same wo
   expect(bs[0]!.state).toBe('open');
   expect(engine.streams.get('b')!.error).toBeNull();
 }, 60_000);
+
+test('with worker_count = 0 the pool starts one worker and adds one when the first is full, up to one per core', async () => {
+  const dir = tempDir('grow');
+  engine = await startEngine(dir, 0);
+  const cores = availableParallelism();
+  expect(engine.pool.workerCount).toBe(1);
+  const spec = (id: string) => ({ streamId: id, input: { kind: 'annexb' as const, codec: 'h264' as const }, record: false, wallBaseMs: Date.now(), firstSegmentNumber: 1, keyframeIntervalMs: 0, bitrateHint: 40_000_000 });
+  const g1 = await engine.pool.addStream(spec('g1')); // the file streams' few hundred KB/s plus 40 MB/s: still room
+  const g2 = await engine.pool.addStream(spec('g2')); // 80 MB/s would be over 64 MB/s on one
+  expect(g1.worker.index).toBe(0);
+  expect(engine.pool.workerCount).toBe(Math.min(2, cores));
+  if (cores >= 2) expect(g2.worker.index).toBe(1);
+  const g3 = await engine.pool.addStream(spec('g3'));
+  expect(engine.pool.workerCount).toBe(Math.min(3, cores));
+  expect(engine.pool.workerLoads().every((w) => w.alive)).toBe(true);
+  for (const h of [g1, g2, g3]) await engine.pool.removeStream(h);
+}, 30_000);
