@@ -51,6 +51,8 @@ export interface RtspSourceOptions {
   /** Called on every state change and with each new (or gone) stream handle. */
   onState(state: SourceState, error: string | null): void;
   onHandle(h: StreamHandle | null): void;
+  /** Wait this long before the first connection (the engine spreads a start of many cameras). */
+  startDelayMs?: number;
 }
 
 type UdpSock = import('bun').udp.Socket<'buffer'>;
@@ -121,7 +123,13 @@ export class RtspSource {
     this.#url = p.url;
     this.#transport = p.transport;
     this.#timer = setInterval(() => this.#tick(), TICK_MS);
-    void this.#connect(this.#url, this.#transport);
+    const delay = o.startDelayMs ?? 0;
+    if (delay > 0) {
+      this.#retryTimer = setTimeout(() => {
+        this.#retryTimer = null;
+        void this.#connect(this.#url, this.#transport);
+      }, delay);
+    } else void this.#connect(this.#url, this.#transport);
   }
 
   async stop(): Promise<void> {
