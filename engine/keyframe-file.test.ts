@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { splitAnnexB } from '../media/annexb.ts';
+import { splitAnnexB, toAnnexB } from '../media/annexb.ts';
 import { isKeyframe } from '../media/h264.ts';
 import { parseAvcC } from '../media/h264-config.ts';
 import { decodeErrors, tempDir, videoClip, type Clip } from '../media/testdata/fmp4-clips.ts';
@@ -38,15 +38,7 @@ async function record(): Promise<{ at: { path: string; offset: number; size: num
   seg.close();
   await writer.drain();
   const c = parseAvcC(h264.track.config);
-  const ps = [...c.sps, ...c.pps];
-  const params = new Uint8Array(ps.reduce((n, p) => n + 4 + p.length, 0));
-  let p = 0;
-  for (const n of ps) {
-    params.set([0, 0, 0, 1], p);
-    params.set(n, p + 4);
-    p += 4 + n.length;
-  }
-  return { at, params };
+  return { at, params: toAnnexB([...c.sps, ...c.pps]) };
 }
 
 describe('readRecordedKeyframe', () => {

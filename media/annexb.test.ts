@@ -1,7 +1,7 @@
 import { describe, expect, test } from 'bun:test';
 import {
   lengthPrefixedSize, MAX_NALUS_PER_AU, SPLIT_TOO_MANY, SPLIT_TRUNCATED,
-  splitAnnexB, splitLengthPrefixed, writeLengthPrefixed,
+  splitAnnexB, splitLengthPrefixed, toAnnexB, writeLengthPrefixed,
 } from './annexb.ts';
 import {
   assertUnchanged, findBox, H264_CASES, H265_CASES, mulberry32, mutate, naiveNalus, randInt, randomBytes,
@@ -157,4 +157,15 @@ describe('fuzz', () => {
       }
     }
   });
+});
+
+test('toAnnexB puts a 4-byte start code before each NAL unit, into a given buffer when it fits', () => {
+  const nalus = [new Uint8Array([0x67, 1, 2]), new Uint8Array([0x68, 3])];
+  expect([...toAnnexB(nalus)]).toEqual([0, 0, 0, 1, 0x67, 1, 2, 0, 0, 0, 1, 0x68, 3]);
+  const into = new Uint8Array(32);
+  const v = toAnnexB(nalus, into);
+  expect(v.buffer).toBe(into.buffer);
+  expect(v.length).toBe(13);
+  expect(toAnnexB(nalus, new Uint8Array(4)).length).toBe(13); // too small: a new array
+  expect(toAnnexB([]).length).toBe(0);
 });

@@ -156,3 +156,22 @@ export function writeLengthPrefixed(
   }
   return p;
 }
+
+const START_CODE = new Uint8Array([0, 0, 0, 1]);
+
+/**
+ * Annex-B bytes of `nalus`, a 4-byte start code before each: into `into` when it is large
+ * enough (a view of the bytes used), else a new array.
+ */
+export function toAnnexB(nalus: readonly Uint8Array[], into?: Uint8Array): Uint8Array {
+  let need = 0;
+  for (const n of nalus) need += 4 + n.length;
+  const out = into !== undefined && into.length >= need ? into : new Uint8Array(need);
+  let at = 0;
+  for (const n of nalus) {
+    out.set(START_CODE, at);
+    out.set(n, at + 4);
+    at += 4 + n.length;
+  }
+  return out.length === need ? out : out.subarray(0, need);
+}

@@ -3,7 +3,7 @@
 // reordering, order of requests or process deaths in between.
 import { afterAll, expect, test } from 'bun:test';
 import { join } from 'node:path';
-import { findNal, type NalRange } from '../media/annexb.ts';
+import { findNal, toAnnexB, type NalRange } from '../media/annexb.ts';
 import { findFfmpeg } from '../engine/tools.ts';
 import { makeClip, tempDir } from '../test/helpers.ts';
 import { FrameDecodeError, FrameDecoder, FrameDecoders, type DecoderCodec } from './frame-decoder.ts';
@@ -22,15 +22,7 @@ async function keyframes(codec: DecoderCodec, o: { width?: number; height?: numb
   let slices: Uint8Array[] = [];
   const flush = (): void => {
     if (slices.length === 0) return;
-    const parts = [...params.values(), ...slices];
-    const kf = new Uint8Array(parts.reduce((a, p) => a + 4 + p.length, 0));
-    let at = 0;
-    for (const p of parts) {
-      kf.set([0, 0, 0, 1], at);
-      kf.set(p, at + 4);
-      at += 4 + p.length;
-    }
-    out.push(kf);
+    out.push(toAnnexB([...params.values(), ...slices]));
     slices = [];
   };
   const r: NalRange = { start: 0, end: 0 };

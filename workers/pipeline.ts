@@ -1,6 +1,7 @@
 // One stream's pipeline inside a media worker: ring records -> the stream's input adapter
 // (Annex-B file, RTP, FLV; picked once) -> access units -> recorder, live preview and the
 // retained keyframe. One bad stream resets only its own pipeline.
+import { toAnnexB } from '../media/annexb.ts';
 import { parseAvcC } from '../media/h264-config.ts';
 import { parseHvcC } from '../media/h265-config.ts';
 import type { AccessUnit, TrackInfo, VideoTrackInfo } from '../media/types.ts';
@@ -35,22 +36,7 @@ export interface PipelineContext {
   out: RingProducer;
 }
 
-const START_CODE = new Uint8Array([0, 0, 0, 1]);
 const EMPTY = new Uint8Array(0);
-
-/** Annex-B bytes of `nalus` (start code before each), after `head` when given. */
-function annexB(nalus: readonly Uint8Array[], into?: Uint8Array): Uint8Array {
-  let need = 0;
-  for (const n of nalus) need += 4 + n.length;
-  const out = into !== undefined && into.length >= need ? into : new Uint8Array(need);
-  let at = 0;
-  for (const n of nalus) {
-    out.set(START_CODE, at);
-    out.set(n, at + 4);
-    at += 4 + n.length;
-  }
-  return out.length === need ? out : out.subarray(0, need);
-}
 
 function createInput(f: InputFormat, sink: InputSink): StreamInput {
   switch (f.kind) {
@@ -203,7 +189,7 @@ export class StreamPipeline implements InputSink {
     if (t === null) return null;
     if (this.#keyLen > 0) return { codec: t.codec, width: t.width, height: t.height, wallMs: this.#keyWallMs, data: this.#key.slice(0, this.#keyLen) };
     if (this.#keyAt.length === 0) return null;
-    return { codec: t.codec, width: t.width, height: t.height, wallMs: this.#keyWallMs, parameterSets: annexB(this.#ps), at: this.#keyAt.slice() };
+    return { codec: t.codec, width: t.width, height: t.height, wallMs: this.#keyWallMs, parameterSets: toAnnexB(this.#ps), at: this.#keyAt.slice() };
   }
 
   /** Continues a failed predecessor's counters and timeline (a file's timestamps may have wrapped). */
@@ -239,7 +225,7 @@ export class StreamPipeline implements InputSink {
       let need = 0;
       for (const n of all) need += 4 + n.length;
       if (need > this.#key.length) this.#key = new Uint8Array((need + (need >> 2) + 4095) & ~4095); // 25% room for the next
-      this.#keyLen = annexB(all, this.#key).length;
+      this.#keyLen = toAnnexB(all, this.#key).length;
     }
     // The first periodic keyframe comes a per-stream share of the interval after the stream's
     // first keyframe: cameras started together (an engine start) would otherwise all send
@@ -248,7 +234,7 @@ export class StreamPipeline implements InputSink {
     if (this.#keyIntervalMs > 0 && this.#keyWallMs - this.#keyEmittedMs >= this.#keyIntervalMs) {
       this.#keyEmittedMs = this.#keyWallMs;
       const t = this.#video!;
-      const data = this.#keyLen > 0 ? this.#key.slice(0, this.#keyLen) : annexB(all);
+      const data = this.#keyLen > 0 ? this.#key.slice(0, this.#keyLen) : toAnnexB(all);
       this.#emit({ type: 'keyframe', streamId: this.streamId, codec: t.codec, width: t.width, height: t.height, wallMs: this.#keyWallMs, data });
     }
   }
