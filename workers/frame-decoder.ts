@@ -151,6 +151,7 @@ export class FrameDecoder {
     this.lastUsed = Date.now();
     const index = this.framesIn + 1;
     this.#write(keyframe, 1 + this.lag);
+    if (this.#exited) return Promise.reject(new FrameDecodeError(`ffmpeg's stdin has gone${this.#stderr ? `: ${this.#stderr.trim().slice(-300)}` : ''}`));
     return new Promise<void>((resolve, reject) => {
       let stall: ReturnType<typeof setTimeout> | null = null;
       const arm = (): void => {
@@ -183,12 +184,18 @@ export class FrameDecoder {
   /** Writes `copies` copies of the keyframe, each with the trailer. */
   #write(keyframe: Uint8Array, copies: number): void {
     const sink = this.#proc.stdin;
-    for (let i = 0; i < copies; i++) {
-      sink.write(keyframe);
-      sink.write(TRAILER[this.codec]);
+    try {
+      for (let i = 0; i < copies; i++) {
+        sink.write(keyframe);
+        sink.write(TRAILER[this.codec]);
+      }
+      void Promise.resolve(sink.flush()).catch(() => this.close());
+    } catch {
+      // The pipe has gone with the process (it may write from a timer: never throw there).
+      this.close();
+      return;
     }
     this.framesIn += copies;
-    void Promise.resolve(sink.flush()).catch(() => {});
   }
 
   async #read(): Promise<void> {
