@@ -3,12 +3,11 @@
 import { open } from 'node:fs/promises';
 import { isKeyframe as isH264Keyframe } from '../media/h264.ts';
 import { isKeyframe as isH265Keyframe } from '../media/h265.ts';
-import { splitLengthPrefixed } from '../media/annexb.ts';
+import { splitLengthPrefixed, toAnnexB } from '../media/annexb.ts';
 import type { KeyframeData, KeyframeRef } from '../workers/control.ts';
 
 /** A picture larger than this is not one we wrote (an 8K IDR at 100 Mbit/s is ~3 MB). */
 const MAX_KEYFRAME_BYTES = 16 << 20;
-const START_CODE = Uint8Array.of(0, 0, 0, 1);
 
 /**
  * The keyframe as Annex-B with its parameter sets, from the newest place where the file
@@ -24,16 +23,10 @@ export async function readRecordedKeyframe(ref: KeyframeRef): Promise<KeyframeDa
     if (splitLengthPrefixed(bytes, 4, nalus) <= 0) continue; // zeros: not written yet
     const key = ref.codec === 'h264' ? isH264Keyframe(nalus) : isH265Keyframe(nalus);
     if (!key) continue;
-    let n = ref.parameterSets.length;
-    for (const u of nalus) n += 4 + u.length;
-    const data = new Uint8Array(n);
-    data.set(ref.parameterSets, 0);
-    let p = ref.parameterSets.length;
-    for (const u of nalus) {
-      data.set(START_CODE, p);
-      data.set(u, p + 4);
-      p += 4 + u.length;
-    }
+    const ps = ref.parameterSets;
+    const data = new Uint8Array(ps.length + nalus.reduce((n, u) => n + 4 + u.length, 0));
+    data.set(ps, 0);
+    toAnnexB(nalus, data.subarray(ps.length));
     return { codec: ref.codec, width: ref.width, height: ref.height, wallMs: at.wallMs, data };
   }
   return null;
