@@ -2,10 +2,10 @@
 // with publish authorization, one publisher per stream id, back-pressured replies, shared
 // timers, and each accepted publish's audio/video tags handed to the engine as FLV tags.
 import type { Socket, TCPSocketListener } from 'bun';
-import { timingSafeEqual } from 'node:crypto';
 import { amfObject, encodeAmf0 } from '../protocols/rtmp/amf0.ts';
 import { writeMessage } from '../protocols/rtmp/chunk.ts';
 import { type AuthorizeResult, OUT_CHUNK_SIZE, type RtmpMediaKind, RtmpServerSession } from '../protocols/rtmp/session.ts';
+import { constantTimeEqual } from '../media/bytes.ts';
 import { isValidStreamId } from './config-schema.ts';
 import { log } from './log.ts';
 
@@ -541,5 +541,5 @@ const enc = new TextEncoder();
 /** Constant-time comparison, so the key cannot be guessed byte by byte from reply timing. */
 function sameKey(given: string, want: string): boolean {
   const a = enc.encode(given), b = enc.encode(want);
-  return a.length === b.length && timingSafeEqual(a, b);
+  return constantTimeEqual(a, b);
 }

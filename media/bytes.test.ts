@@ -1,5 +1,5 @@
-import { expect, test } from 'bun:test';
-import { copyBytes } from './bytes.ts';
+import { describe, expect, test } from 'bun:test';
+import { constantTimeEqual, copyBytes } from './bytes.ts';
 
 test('copyBytes copies a range between plain and SharedArrayBuffer-backed arrays, views at offsets, leaving the source as it was', () => {
   const sab = new Uint8Array(new SharedArrayBuffer(64), 8, 48);
@@ -15,4 +15,15 @@ test('copyBytes copies a range between plain and SharedArrayBuffer-backed arrays
   expect([...back]).toEqual([...plain.subarray(5, 25)]);
   copyBytes(plain, 7, 7, back, 20); // empty range at the end: nothing
   expect([...back]).toEqual([...plain.subarray(5, 25)]);
+});
+
+describe('constantTimeEqual', () => {
+  test('equal only for the same bytes and length', () => {
+    const a = new Uint8Array([1, 2, 3, 4]);
+    expect(constantTimeEqual(a, new Uint8Array([1, 2, 3, 4]))).toBe(true);
+    expect(constantTimeEqual(a, new Uint8Array([1, 2, 3, 5]))).toBe(false);
+    expect(constantTimeEqual(a, new Uint8Array([0, 2, 3, 4]))).toBe(false);
+    expect(constantTimeEqual(a, new Uint8Array([1, 2, 3]))).toBe(false);
+    expect(constantTimeEqual(new Uint8Array(0), new Uint8Array(0))).toBe(true);
+  });
 });

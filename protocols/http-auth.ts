@@ -1,6 +1,5 @@
 // HTTP authentication as RTSP and SIP use it: auth-param lists (WWW-Authenticate challenges,
 // Digest Authorization values) and the client's Authorization values for Basic (RFC 7617) and Digest (RFC 2617, RFC 7616: MD5, MD5-sess, SHA-256, qop auth/auth-int or none).
-import { createHash, randomBytes } from 'node:crypto';
 
 /** Challenges per 401 we look at: a camera offers 1-3; ×5. */
 export const MAX_CHALLENGES = 16;
@@ -88,8 +87,11 @@ export function basicAuthorization(c: Credentials): string {
   return `Basic ${Buffer.from(`${c.username}:${c.password}`, 'utf8').toString('base64')}`;
 }
 
+// Bun's hasher and Web Crypto rather than node:crypto, whose import costs ~10 ms of start-up.
 const hash = (alg: Algorithm, s: string): string =>
-  createHash(alg.startsWith('SHA-256') ? 'sha256' : 'md5').update(s, 'utf8').digest('hex');
+  new Bun.CryptoHasher(alg.startsWith('SHA-256') ? 'sha256' : 'md5').update(s, 'utf8').digest('hex');
+
+const randomHex = (bytes: number): string => Buffer.from(crypto.getRandomValues(new Uint8Array(bytes))).toString('hex');
 
 const quote = (s: string): string => `"${s.replace(/(["\\])/g, '\\$1')}"`;
 
@@ -114,7 +116,7 @@ export class Authenticator {
   constructor(
     challenge: Challenge,
     private readonly creds: Credentials,
-    private readonly newCnonce: () => string = () => randomBytes(8).toString('hex'),
+    private readonly newCnonce: () => string = () => randomHex(8),
   ) {
     this.scheme = challenge.scheme === 'digest' ? 'digest' : 'basic';
     if (this.scheme === 'digest') this.update(challenge);
