@@ -1,8 +1,13 @@
 // The fixed Piscina pool of media workers: one long-lived task, one input ring and one
 // MessagePort per worker; streams get a slot on the least-loaded worker; a worker that dies
 // is restarted and its streams are re-added.
-import { MessageChannel, type MessagePort } from 'node:worker_threads';
-import { Piscina } from 'piscina';
+//
+// The threads start just after start-up rather than during it: piscina (and node:worker_threads
+// under it) is imported, and the first thread created, in the event-loop turn after
+// MediaPool.start returns, so the HTTP API listens ~25 ms sooner. Everything else (rings,
+// ports, the init message, stream requests) is set up at once; messages wait on the port until
+// the worker reads them.
+import type { Piscina } from 'piscina';
 import { STATS_FIELDS } from '../workers/control.ts';
 import type { WorkerInit, AddStream, FromWorker, InputFormat, KeyframeData, KeyframeEvent, KeyframeReply, Reply, SegmentClosed, SegmentOpened, StreamProblem, ToWorker, WriterKind } from '../workers/control.ts';
 import { MAX_RECORD_BYTES } from '../workers/ring-format.ts';
@@ -95,6 +100,7 @@ export class StreamHandle {
 
 class WorkerSlot {
   producer!: RingProducer;
+  /** The Web MessagePort (global MessageChannel; node:worker_threads is loaded later, with piscina). */
   port!: MessagePort;
   ring!: SharedArrayBuffer;
   out!: RingConsumer;
@@ -124,7 +130,9 @@ const WORKER_BYTES_PER_SEC = 64_000_000;
 
 export class MediaPool {
   #o: PoolOptions;
-  #piscina: Piscina;
+  #piscina: Piscina | null = null;
+  /** Resolves once piscina is loaded and the pool created (the turn after start). */
+  #spawned: Promise<void>;
   #workers: WorkerSlot[] = [];
   #freeSlots: number[] = [];
   #nextSlot = 0;
@@ -133,7 +141,15 @@ export class MediaPool {
 
   private constructor(o: PoolOptions) {
     this.#o = o;
-    this.#piscina = new Piscina({
+    this.#spawned = new Promise<void>((r) => setImmediate(r))
+      .then(() => import('piscina'))
+      .then(({ Piscina }) => this.#createPiscina(Piscina));
+  }
+
+  #createPiscina(P: typeof Piscina): void {
+    if (this.#closing) return;
+    const o = this.#o;
+    this.#piscina = new P({
       filename: new URL('../workers/media-worker.ts', import.meta.url).href,
       minThreads: o.workers,
       maxThreads: Math.max(o.workers, o.maxWorkers ?? o.workers),
@@ -237,6 +253,16 @@ export class MediaPool {
   async close(): Promise<void> {
     if (this.#closing) return;
     this.#closing = true;
+    await this.#spawned.catch(() => {});
+    if (this.#piscina === null) {
+      // Closed before the threads started: no worker has run, nothing to ask or wait for.
+      for (const w of this.#workers) {
+        w.alive = false;
+        w.out.close();
+        w.port.close();
+      }
+      return;
+    }
     await Promise.allSettled(
       this.#workers.filter((w) => w.alive).map((w) => this.#request(w, { type: 'shutdown', id: this.#nextId++ })),
     );
@@ -268,7 +294,7 @@ export class MediaPool {
     w.port = port1;
     w.alive = true;
     void this.#drainOut(w, w.out);
-    port1.on('message', (m: FromWorker) => this.#onMessage(w, m));
+    port1.onmessage = (e: MessageEvent<FromWorker>) => this.#onMessage(w, e.data);
     port1.postMessage({
       type: 'init',
       workerIndex: w.index,
@@ -281,11 +307,20 @@ export class MediaPool {
       ...(this.#o.writerOptions ? { writerOptions: this.#o.writerOptions } : {}),
       allowFaults: this.#o.allowFaults,
     } satisfies ToWorker);
-    const started = Date.now();
-    this.#piscina.run({ port: port2, workerIndex: w.index }, { transferList: [port2] as never }).then(
-      () => this.#lost(w, null, started),
-      (err: Error) => this.#lost(w, err, started),
-    );
+    const run = (): void => {
+      const started = Date.now();
+      if (this.#piscina === null) return; // closed before the threads started
+      this.#piscina.run({ port: port2, workerIndex: w.index }, { transferList: [port2] as never }).then(
+        () => this.#lost(w, null, started),
+        (err: Error) => this.#lost(w, err, started),
+      );
+    };
+    if (this.#piscina !== null) run();
+    else
+      this.#spawned.then(run, (err: Error) => {
+        log.error(`media workers cannot start: ${err.message}`);
+        this.#lost(w, err, Date.now());
+      });
   }
 
   /** Main-thread side of a worker's out ring: hands preview fragments to the live hub. */

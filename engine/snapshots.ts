@@ -6,7 +6,7 @@
 // for (workers/frame-decoder.ts), so a snapshot costs a decode, not an ffmpeg start-up.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { Piscina } from 'piscina';
+import type { Piscina } from 'piscina';
 import type { KeyframeData } from '../workers/control.ts';
 import type { ThumbnailClose, ThumbnailTask } from '../workers/thumbnail-worker.ts';
 import type { IndexDb } from './index-db.ts';
@@ -32,6 +32,9 @@ export class SnapshotError extends Error {
 
 export class Snapshots {
   #pool: Piscina | null = null;
+  /** Loading piscina and creating the pool, on the first picture (piscina is not a start-up import). */
+  #creating: Promise<Piscina> | null = null;
+  #closed = false;
   #ffmpeg: string | null;
   #index: IndexDb;
   #basePath: string;
@@ -47,17 +50,27 @@ export class Snapshots {
     this.#ffmpeg = findFfmpeg();
   }
 
-  #run(k: KeyframeData, outWidth: number): Promise<Uint8Array> {
-    if (this.#ffmpeg === null) return Promise.reject(new SnapshotError('snapshots need ffmpeg (install it or set FLUX_FFMPEG)'));
-    this.#pool ??= new Piscina({
-      filename: new URL('../workers/thumbnail-worker.ts', import.meta.url).href,
-      minThreads: 0,
-      maxThreads: 1,
-      idleTimeout: POOL_IDLE_MS,
-      maxQueue: MAX_QUEUED,
+  #getPool(): Promise<Piscina> {
+    if (this.#pool !== null) return Promise.resolve(this.#pool);
+    this.#creating ??= import('piscina').then(({ Piscina }) => {
+      if (this.#closed) throw new SnapshotError('snapshots are shut down');
+      this.#pool = new Piscina({
+        filename: new URL('../workers/thumbnail-worker.ts', import.meta.url).href,
+        minThreads: 0,
+        maxThreads: 1,
+        idleTimeout: POOL_IDLE_MS,
+        maxQueue: MAX_QUEUED,
+      });
+      return this.#pool;
     });
+    return this.#creating;
+  }
+
+  async #run(k: KeyframeData, outWidth: number): Promise<Uint8Array> {
+    if (this.#ffmpeg === null) throw new SnapshotError('snapshots need ffmpeg (install it or set FLUX_FFMPEG)');
+    const pool = await this.#getPool();
     const task: ThumbnailTask = { ffmpeg: this.#ffmpeg, codec: k.codec, width: k.width, height: k.height, data: k.data, outWidth, quality: JPEG_QUALITY };
-    return this.#pool.run(task) as Promise<Uint8Array>;
+    return (await pool.run(task)) as Uint8Array;
   }
 
   /** JPEG of a keyframe, `width` wide (0 = its own size). */
@@ -88,6 +101,8 @@ export class Snapshots {
   }
 
   async close(): Promise<void> {
+    this.#closed = true;
+    await this.#creating?.catch(() => {});
     if (this.#pool !== null && this.#pool.threads.length > 0) {
       const close: ThumbnailClose = { close: true };
       await this.#pool.run(close).catch(() => {});

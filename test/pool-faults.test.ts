@@ -80,3 +80,15 @@ test('with worker_count = 0 the pool starts one worker and adds one when the fir
   expect(engine.pool.workerLoads().every((w) => w.alive)).toBe(true);
   for (const h of [g1, g2, g3]) await engine.pool.removeStream(h);
 }, 30_000);
+
+test('an engine stopped as soon as it started (before its worker threads ran) stops at once, not after request timeouts', async () => {
+  const dir = tempDir('early-stop');
+  const { config } = parseConfigText(
+    `[video.storage]\nbase_path = "${dir}/data"\n[video.protocols]\nrtmp = false\n[video.demo]\nenabled = false\n`,
+    { file: null, env: {} },
+  );
+  const e = await Engine.start(config);
+  // No await between start and stop: the threads start in the next event-loop turn.
+  await e.stop(); // would wait REQUEST_TIMEOUT_MS (10 s) for a worker that never ran; the test's 5 s limit catches that
+  expect(e.pool.workerLoads().every((w) => !w.alive)).toBe(true);
+});
