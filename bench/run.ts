@@ -11,6 +11,7 @@ import { ensureClip } from './sim/clips.ts';
 import { knee, ratios, table, writeReport } from './lib/report.ts';
 import { runFfmpeg, runFloor } from './lib/baselines.ts';
 import { ROOT, runFlux, type RunOptions, type RunResult } from './lib/systems.ts';
+import { buildBundle } from '../scripts/bundle.mjs';
 
 const USAGE = `usage: bun bench/run.ts [--cameras N] [--bitrate 4M] [--codec h264|h265] [--resolution 720|1080]
   [--protocol rtsp|rtsp-udp|rtmp|gb28181] [--gb-transport tcp|udp] [--duration S] [--sweep 10,50,100] [--compare ffmpeg|floor|both]
@@ -60,6 +61,9 @@ async function main(): Promise<number> {
     verify: flags.has('verify'), viewers: Number(a.get('viewers') ?? '4'), keyframes: flags.has('keyframes'), workDir, progress,
     engineEnv: Object.fromEntries((a.get('engine-env') ?? '').split(',').filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)])),
   } as Omit<RunOptions, 'cameras'>;
+  // The engine runs as `npm start` runs it: engine/launch.ts, from the start-up bundle when it builds.
+  const bundle = buildBundle(ROOT, process.execPath);
+  progress(bundle.file !== null ? `engine: ${bundle.built ? 'built ' : ''}start-up bundle ${bundle.file}` : `engine: sources (${bundle.reason})`);
   progress(`clip: ${JSON.stringify(await ensureClip({ codec: base.codec, height: base.height, bitrate: base.bitrate }))}`);
   const runs: RunResult[] = [];
   try {

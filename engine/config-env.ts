@@ -20,6 +20,8 @@ export interface EnvLeaf {
 }
 
 export const ENV_PREFIX = 'FLUX_';
+/** FLUX_* variables that are settings of the program, not config keys: not warned about. */
+export const NON_CONFIG_ENV = new Set(['FLUX_FFMPEG', 'FLUX_NO_BUNDLE', 'FLUX_TEST_FAULTS', 'FLUX_REGEN_FIXTURES', 'FLUX_SETUP_QUIET']);
 
 /** The slice of a zod v4 schema's `def` that walking the shape needs. */
 export interface Introspectable {
@@ -115,7 +117,7 @@ export function applyEnvOverrides(doc: Record<string, unknown>, env: Record<stri
   let out = doc;
   for (const name of Object.keys(env).sort()) {
     const raw = env[name];
-    if (!name.startsWith(ENV_PREFIX) || raw === undefined) continue;
+    if (!name.startsWith(ENV_PREFIX) || raw === undefined || NON_CONFIG_ENV.has(name)) continue;
     const leaf = BY_ENV.get(name);
     if (!leaf) {
       unknownEnv.push(name);

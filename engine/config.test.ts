@@ -145,6 +145,8 @@ describe('environment overrides', () => {
       FLUX_HTTP_TOKEN: '',
       FLUX_HTTP_PROT: '1',
       FLUX_SOMETHING_ELSE: 'x',
+      FLUX_FFMPEG: '/usr/bin/ffmpeg', // a setting of the program (NON_CONFIG_ENV), not a config key: no warning
+      FLUX_NO_BUNDLE: '1',
       HOME: '/root',
     });
     const c = l.config;

@@ -7,68 +7,80 @@ import { log, setLogLevel } from './log.ts';
 import { websocket } from 'hono/bun';
 import { createApp } from '../http/app.ts';
 
-const t0 = performance.now();
-
+// No top-level await: the start-up bundle (scripts/bundle.mjs) is CommonJS, which is what
+// Bun's bytecode cache supports outside `--compile`.
 function fail(code: number, msg: string): never {
   console.error(msg);
   process.exit(code);
 }
 
-let config: Config;
-try {
-  const loaded = loadConfig();
-  config = loaded.config;
-  preflight(config, loaded);
-  setLogLevel(config.log.level);
-  for (const v of loaded.unknownEnv) log.warn(`ignoring environment variable ${v}: it names no configuration key`);
-  log.info(`configuration: ${loaded.file ?? 'embedded defaults'}`);
-} catch (err) {
-  if (err instanceof ConfigError) fail(2, err.message);
-  throw err;
-}
-
-if (config.video.demo.enabled && config.video.streams.length === 0) {
+async function main(): Promise<void> {
+  // Start-up phases, in ms since the process started (performance.now()'s origin).
+  const tModules = performance.now();
+  let config: Config;
   try {
-    config.video.streams.push(await ensureDemoStream(config.video.storage.base_path));
+    const loaded = loadConfig();
+    config = loaded.config;
+    preflight(config, loaded);
+    setLogLevel(config.log.level);
+    for (const v of loaded.unknownEnv) log.warn(`ignoring environment variable ${v}: it names no configuration key`);
+    log.info(`configuration: ${loaded.file ?? 'embedded defaults'}`);
   } catch (err) {
-    log.warn(`demo camera disabled: ${(err as Error).message}`);
+    if (err instanceof ConfigError) fail(2, err.message);
+    throw err;
   }
+
+  if (config.video.demo.enabled && config.video.streams.length === 0) {
+    try {
+      config.video.streams.push(await ensureDemoStream(config.video.storage.base_path));
+    } catch (err) {
+      log.warn(`demo camera disabled: ${(err as Error).message}`);
+    }
+  }
+
+  const tConfig = performance.now();
+  let engine: Engine;
+  try {
+    engine = await Engine.start(config, { allowFaults: process.env.FLUX_TEST_FAULTS === '1' });
+  } catch (err) {
+    fail(1, `start-up failed: ${(err as Error).message}`);
+  }
+
+  const tEngine = performance.now();
+  let server: ReturnType<typeof Bun.serve>;
+  try {
+    server = Bun.serve({ hostname: config.http.host, port: config.http.port, fetch: createApp(engine).fetch, websocket });
+  } catch (err) {
+    await engine.stop();
+    fail(1, `cannot listen on ${config.http.host}:${config.http.port}: ${(err as Error).message}`);
+  }
+  const tReady = performance.now();
+  const fromBundle = typeof (globalThis as { fluxBundle?: string }).fluxBundle === 'string';
+  const ms = (a: number, b: number) => Math.round(b - a);
+  log.info(
+    `FLUX video ready ${Math.round(tReady)} ms after the process started (modules ${Math.round(tModules)}, config ${ms(tModules, tConfig)}, ` +
+      `engine ${ms(tConfig, tEngine)}, http ${ms(tEngine, tReady)}${fromBundle ? ', from the start-up bundle' : ''}): http://${config.http.host}:${server.port}` +
+      (engine.streams.has(DEMO_STREAM_ID) ? ` (demo camera recording to ${engine.basePath}/${DEMO_STREAM_ID}/)` : ''),
+  );
+
+  let stopping = false;
+  async function shutdown(signal: string): Promise<void> {
+    if (stopping) return;
+    stopping = true;
+    log.info(`${signal}: closing segments and the index`);
+    server.stop(true);
+    const force = setTimeout(() => fail(1, 'shutdown took longer than 10 s; exiting'), 10_000);
+    await engine.stop();
+    clearTimeout(force);
+    process.exit(0);
+  }
+  // A stray rejected promise in one stream's code path must not end recording for every camera:
+  // log it loudly (it is a bug to fix) and keep running.
+  process.on('unhandledRejection', (reason) => {
+    log.error(`unhandled rejection (a bug; the engine keeps running): ${reason instanceof Error ? (reason.stack ?? reason.message) : String(reason)}`);
+  });
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
 }
 
-let engine: Engine;
-try {
-  engine = await Engine.start(config, { allowFaults: process.env.FLUX_TEST_FAULTS === '1' });
-} catch (err) {
-  fail(1, `start-up failed: ${(err as Error).message}`);
-}
-
-let server: ReturnType<typeof Bun.serve>;
-try {
-  server = Bun.serve({ hostname: config.http.host, port: config.http.port, fetch: createApp(engine).fetch, websocket });
-} catch (err) {
-  await engine.stop();
-  fail(1, `cannot listen on ${config.http.host}:${config.http.port}: ${(err as Error).message}`);
-}
-log.info(
-  `FLUX video ready in ${Math.round(performance.now() - t0)} ms: http://${config.http.host}:${server.port}` +
-    (engine.streams.has(DEMO_STREAM_ID) ? ` (demo camera recording to ${engine.basePath}/${DEMO_STREAM_ID}/)` : ''),
-);
-
-let stopping = false;
-async function shutdown(signal: string): Promise<void> {
-  if (stopping) return;
-  stopping = true;
-  log.info(`${signal}: closing segments and the index`);
-  server.stop(true);
-  const force = setTimeout(() => fail(1, 'shutdown took longer than 10 s; exiting'), 10_000);
-  await engine.stop();
-  clearTimeout(force);
-  process.exit(0);
-}
-// A stray rejected promise in one stream's code path must not end recording for every camera:
-// log it loudly (it is a bug to fix) and keep running.
-process.on('unhandledRejection', (reason) => {
-  log.error(`unhandled rejection (a bug; the engine keeps running): ${reason instanceof Error ? (reason.stack ?? reason.message) : String(reason)}`);
-});
-process.on('SIGINT', () => void shutdown('SIGINT'));
-process.on('SIGTERM', () => void shutdown('SIGTERM'));
+void main();

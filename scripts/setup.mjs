@@ -7,6 +7,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createHash } from 'node:crypto';
+import { buildBundle } from './bundle.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const forTests = process.argv.includes('--test');
@@ -93,10 +94,20 @@ function nativeAddon() {
   if (r.status !== 0) log('native addon build failed: the engine will use the portable writer');
 }
 
+/** The start-up bundle engine/launch.ts runs (scripts/bundle.mjs); rebuilt only when a source changed. */
+function startupBundle() {
+  const bun = join(root, 'node_modules', '.bin', 'bun');
+  if (!existsSync(bun)) return;
+  const r = buildBundle(root, bun);
+  if (r.file === null) log(`start-up bundle not built (${r.reason}): npm start runs the sources, only slower to start`);
+  else if (r.built) log(`start-up bundle built: ${r.file}`);
+}
+
 try {
   npmPackages();
   debianPackages();
   nativeAddon();
+  startupBundle();
 } catch (err) {
   console.error(`[setup] failed: ${err.message}`);
   process.exit(1);

@@ -119,14 +119,17 @@ export interface EngineProcess {
 
 let nextPort = 18_100 + (process.pid % 500) * 2;
 
-/** Starts `bun engine/main.ts --config <dir>/config.toml` with its storage in `dir`. */
-export function startEngine(dir: string, toml: string, env: Record<string, string> = {}): EngineProcess {
+/**
+ * Starts `bun engine/main.ts --config <dir>/config.toml` with its storage in `dir`
+ * (`entry`: another entry point of the repo, e.g. engine/launch.ts as `npm start` runs it).
+ */
+export function startEngine(dir: string, toml: string, env: Record<string, string> = {}, entry = 'engine/main.ts'): EngineProcess {
   const port = nextPort++;
   const cfg = join(dir, 'config.toml');
   // Each engine gets its own RTMP port (the default 1935 would collide between engines).
   const rtmp = /^\[rtmp\]/m.test(toml) ? '' : `[rtmp]\nport = ${port + 10_000}\nhost = "127.0.0.1"\n`;
   writeFileSync(cfg, `[http]\nport = ${port}\nhost = "127.0.0.1"\n${rtmp}${toml}`);
-  const proc = Bun.spawn([BUN, join(ROOT, 'engine/main.ts'), '--config', cfg], {
+  const proc = Bun.spawn([BUN, join(ROOT, entry), '--config', cfg], {
     cwd: dir,
     stdin: 'ignore',
     stdout: 'pipe',

@@ -221,8 +221,9 @@ async function enginePorts(o: RunOptions): Promise<EnginePorts> {
 
 async function startEngine(cfgPath: string, cwd: string, port: number, env: Record<string, string>): Promise<{ proc: Subprocess<'ignore', 'pipe', 'pipe'>; startupMs: number | null; log: () => string }> {
   const t0 = performance.now();
-  // As `npm start` runs it (README: Running it as a service): mimalloc keeps freed pages 1 s.
-  const proc = Bun.spawn([BUN, join(ROOT, 'engine/main.ts'), '--config', cfgPath], { cwd, stdin: 'ignore', stdout: 'pipe', stderr: 'pipe', env: { MIMALLOC_PURGE_DELAY: '1000', ...process.env, ...env } });
+  // As `npm start` runs it (README: Running it as a service): the launcher (the start-up bundle
+  // when current), and mimalloc keeping freed pages 1 s.
+  const proc = Bun.spawn([BUN, join(ROOT, 'engine/launch.ts'), '--config', cfgPath], { cwd, stdin: 'ignore', stdout: 'pipe', stderr: 'pipe', env: { MIMALLOC_PURGE_DELAY: '1000', ...process.env, ...env } });
   let text = '';
   const pump = async (s: ReadableStream<Uint8Array>) => { const d = new TextDecoder(); for await (const c of s) text = (text + d.decode(c)).slice(-20_000); };
   void pump(proc.stdout); void pump(proc.stderr);

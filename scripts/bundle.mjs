@@ -1,0 +1,109 @@
+// The start-up bundle: engine/main.ts and everything it imports (our modules, zod, hono, lmdb's
+// and piscina's JavaScript) in one CommonJS file with Bun's bytecode beside it, built into
+// .build/ by scripts/setup.mjs (before `npm start`, `npm test`) and by the benchmark.
+// engine/launch.ts runs it when it is current. Why: Bun parses and compiles ~400 modules on
+// every start (~130 ms of ~230 ms to a listening API on a 2-core VM); from bytecode that
+// part is a few ms.
+//
+// Bun inlines `import.meta.url` and each package's `__dirname` as absolute paths of the
+// sources, so the worker entry points, the native addons and the UI directory resolve to this
+// checkout: the bundle is valid for this directory and this Bun only, which the stamp records.
+// Plain JavaScript with no dependencies (setup.mjs runs it under Node before Bun is known to
+// work; engine/launch.ts under Bun).
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { spawnSync } from 'node:child_process';
+
+export const BUNDLE_DIR = '.build';
+export const BUNDLE_FILE = 'flux.js';
+const STAMP_FILE = 'flux.stamp.json';
+/** Loaded from node_modules at run time: sharp's native addon is found relative to its files. */
+const EXTERNAL = ['sharp'];
+/** Directories whose sources the bundle is built from (tests excluded). */
+const SOURCE_DIRS = ['engine', 'http', 'media', 'protocols', 'workers', 'native'];
+
+/** FNV-1a (32-bit) over a string: enough to notice a change, and needs no node:crypto. */
+function fnv1a(s) {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193) >>> 0;
+  return h.toString(16).padStart(8, '0');
+}
+
+/** What the bundle depends on: the path, size and mtime of every source, the lockfile, the checkout. */
+export function sourceFingerprint(root) {
+  const parts = [root];
+  const walk = (dir) => {
+    let names;
+    try {
+      names = readdirSync(dir, { withFileTypes: true });
+    } catch {
+      return;
+    }
+    for (const d of names) {
+      const p = join(dir, d.name);
+      if (d.isDirectory()) {
+        if (d.name !== 'node_modules' && d.name !== 'target' && d.name !== 'testdata' && d.name !== 'ui') walk(p);
+      } else if (/\.(ts|mjs|js|cjs|json)$/.test(d.name) && !/\.test\.ts$/.test(d.name)) {
+        const st = statSync(p);
+        parts.push(`${p}:${st.size}:${st.mtimeMs}`);
+      }
+    }
+  };
+  for (const d of SOURCE_DIRS) walk(join(root, d));
+  for (const f of ['package.json', 'package-lock.json']) {
+    const p = join(root, f);
+    if (existsSync(p)) {
+      const st = statSync(p);
+      parts.push(`${p}:${st.size}:${st.mtimeMs}`);
+    }
+  }
+  return fnv1a(parts.join('\n')) + fnv1a(parts.join('\r'));
+}
+
+function readStamp(root) {
+  try {
+    return JSON.parse(readFileSync(join(root, BUNDLE_DIR, STAMP_FILE), 'utf8'));
+  } catch {
+    return null;
+  }
+}
+
+/** The bundle's path when it exists and was built from these sources for this Bun, else null. */
+export function currentBundle(root, bunVersion, { checkSources = true } = {}) {
+  root = resolve(root);
+  const file = join(root, BUNDLE_DIR, BUNDLE_FILE);
+  const s = readStamp(root);
+  if (s === null || s.root !== root || s.bun !== bunVersion || !existsSync(file)) return null;
+  if (checkSources && s.sources !== sourceFingerprint(root)) return null;
+  return file;
+}
+
+/**
+ * Builds the bundle unless it is current. Returns { file } or { file: null, reason } when
+ * `bun build` fails (engine/launch.ts then runs the sources, as it would without a bundle).
+ */
+export function buildBundle(root, bun) {
+  root = resolve(root);
+  const v = spawnSync(bun, ['--version'], { encoding: 'utf8' });
+  if (v.status !== 0) return { file: null, reason: `${bun} --version failed` };
+  const bunVersion = v.stdout.trim();
+  const have = currentBundle(root, bunVersion);
+  if (have !== null) return { file: have, built: false };
+  const sources = sourceFingerprint(root);
+  const out = join(root, BUNDLE_DIR);
+  const tmp = join(out, 'tmp');
+  rmSync(tmp, { recursive: true, force: true });
+  mkdirSync(tmp, { recursive: true });
+  const args = ['build', join(root, 'engine/main.ts'), '--target=bun', '--format=cjs', '--bytecode', '--outdir', tmp, '--entry-naming', BUNDLE_FILE];
+  for (const e of EXTERNAL) args.push('--external', e);
+  const r = spawnSync(bun, args, { cwd: root, encoding: 'utf8' });
+  if (r.status !== 0 || !existsSync(join(tmp, BUNDLE_FILE))) {
+    rmSync(tmp, { recursive: true, force: true });
+    return { file: null, reason: `bun build failed: ${(r.stderr || r.stdout || '').trim().split('\n').slice(-3).join(' ')}` };
+  }
+  rmSync(join(out, STAMP_FILE), { force: true });
+  for (const f of readdirSync(tmp)) renameSync(join(tmp, f), join(out, f));
+  rmSync(tmp, { recursive: true, force: true });
+  writeFileSync(join(out, STAMP_FILE), JSON.stringify({ root, bun: bunVersion, sources }) + '\n');
+  return { file: join(out, BUNDLE_FILE), built: true };
+}
