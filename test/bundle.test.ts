@@ -1,11 +1,12 @@
 // The start-up bundle (scripts/bundle.mjs, run by engine/launch.ts as `npm start` does): the
 // whole engine from one bytecode file. Paths the bundler inlines must still reach this checkout:
 // the media worker and thumbnail worker entry points, the native addons (lmdb, ours), the UI
-// directory, lazily imported modules (prom-client for /metrics).
+// directory, lazily imported modules (GB28181 with the XML and GB 2312 packages it loads, which
+// the bundle leaves in node_modules; prom-client for /metrics).
 import { afterAll, beforeAll, expect, test } from 'bun:test';
 import { join } from 'node:path';
 import { buildBundle } from '../scripts/bundle.mjs';
-import { decodeErrors, makeClip, ROOT, startEngine, tempDir, waitFor, type EngineProcess } from './helpers.ts';
+import { decodeErrors, freeUdpTcpPort, makeClip, ROOT, startEngine, tempDir, waitFor, type EngineProcess } from './helpers.ts';
 
 const dir = tempDir('bundle');
 let engine: EngineProcess;
@@ -18,6 +19,7 @@ beforeAll(async () => {
   engine = startEngine(
     dir,
     `[video.storage]\nbase_path = "${dir}/data"\nsegment_duration = 2\n[video.demo]\nenabled = false\n` +
+      `[video.gb28181]\nenabled = true\nlocal_ip = "127.0.0.1"\nlocal_port = ${await freeUdpTcpPort()}\n` +
       `[[video.streams]]\nstream_id = "cam"\nprotocol = "file"\nsource_url = "file://${clip}"\n`,
     {},
     'engine/launch.ts',
@@ -44,13 +46,15 @@ test('the bundled engine records: a closed segment that ffmpeg decodes cleanly',
   expect(await decodeErrors(file)).toBe('');
 }, 30_000);
 
-test('the bundled engine serves snapshots (thumbnail worker), /metrics (lazy import) and the UI', async () => {
+test('the bundled engine serves snapshots (thumbnail worker), /metrics (lazy import), GB28181 and the UI', async () => {
   const snap = await fetch(`${base}/api/video/streams/cam/snapshot`);
   expect(snap.status).toBe(200);
   expect(snap.headers.get('content-type')).toBe('image/jpeg');
   const metrics = await fetch(`${base}/metrics`);
   expect(metrics.status).toBe(200);
   expect(await metrics.text()).toContain('flux_stream_');
+  const gb = await fetch(`${base}/api/video/gb28181/devices`);
+  expect(gb.status).toBe(200);
   const ui = await fetch(`${base}/`);
   expect(ui.status).toBe(200);
   expect(await ui.text()).toContain('<html');
