@@ -14,6 +14,17 @@ function fail(code: number, msg: string): never {
   process.exit(code);
 }
 
+// Signals are taken from the first line that runs: one that arrives while the engine starts is
+// acted on once it is up, so it still stops cleanly (segments closed, index flushed).
+let onStop: ((signal: string) => void) | null = null;
+let pendingSignal: string | null = null;
+const onSignal = (signal: string): void => {
+  if (onStop !== null) onStop(signal);
+  else pendingSignal ??= signal;
+};
+process.on('SIGINT', () => onSignal('SIGINT'));
+process.on('SIGTERM', () => onSignal('SIGTERM'));
+
 async function main(): Promise<void> {
   // Start-up phases, in ms since the process started (performance.now()'s origin).
   const tModules = performance.now();
@@ -79,8 +90,8 @@ async function main(): Promise<void> {
   process.on('unhandledRejection', (reason) => {
     log.error(`unhandled rejection (a bug; the engine keeps running): ${reason instanceof Error ? (reason.stack ?? reason.message) : String(reason)}`);
   });
-  process.on('SIGINT', () => void shutdown('SIGINT'));
-  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  onStop = (signal) => void shutdown(signal);
+  if (pendingSignal !== null) onStop(pendingSignal);
 }
 
 void main();
