@@ -14,6 +14,7 @@ import { MAX_RECORD_BYTES } from '../workers/ring-format.ts';
 import { createRing, RingConsumer, RingProducer, type RecordHandler } from '../workers/ring.ts';
 import { readRecordedKeyframe } from './keyframe-file.ts';
 import { log } from './log.ts';
+import { workerEntry } from './worker-entry.ts';
 
 /** Slots are u16 in ring records. */
 const MAX_SLOTS = 0xffff;
@@ -150,7 +151,7 @@ export class MediaPool {
     if (this.#closing) return;
     const o = this.#o;
     this.#piscina = new P({
-      filename: new URL('../workers/media-worker.ts', import.meta.url).href,
+      filename: workerEntry('media-worker'),
       minThreads: o.workers,
       maxThreads: Math.max(o.workers, o.maxWorkers ?? o.workers),
       idleTimeout: Number.POSITIVE_INFINITY,

@@ -12,6 +12,7 @@ import type { ThumbnailClose, ThumbnailTask } from '../workers/thumbnail-worker.
 import type { IndexDb } from './index-db.ts';
 import { RateLimitedLog } from './log.ts';
 import { findFfmpeg } from './tools.ts';
+import { workerEntry } from './worker-entry.ts';
 
 /** Snapshot widths a client may ask for. */
 export const MAX_SNAPSHOT_WIDTH = 3840;
@@ -55,7 +56,7 @@ export class Snapshots {
     this.#creating ??= import('piscina').then(({ Piscina }) => {
       if (this.#closed) throw new SnapshotError('snapshots are shut down');
       this.#pool = new Piscina({
-        filename: new URL('../workers/thumbnail-worker.ts', import.meta.url).href,
+        filename: workerEntry('thumbnail-worker'),
         minThreads: 0,
         maxThreads: 1,
         idleTimeout: POOL_IDLE_MS,

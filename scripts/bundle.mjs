@@ -16,6 +16,8 @@ import { spawnSync } from 'node:child_process';
 
 export const BUNDLE_DIR = '.build';
 export const BUNDLE_FILE = 'flux.js';
+/** Entry points: the engine, and the worker threads' entries (engine/worker-entry.ts picks them). */
+const ENTRIES = { 'flux.js': 'engine/main.ts', 'media-worker.js': 'workers/media-worker.ts', 'thumbnail-worker.js': 'workers/thumbnail-worker.ts' };
 const STAMP_FILE = 'flux.stamp.json';
 /**
  * Loaded from node_modules at run time, not bundled: sharp (its native addon is found relative
@@ -100,12 +102,15 @@ export function buildBundle(root, bun) {
   const tmp = join(out, 'tmp');
   rmSync(tmp, { recursive: true, force: true });
   mkdirSync(tmp, { recursive: true });
-  const args = ['build', join(root, 'engine/main.ts'), '--target=bun', '--format=cjs', '--bytecode', '--outdir', tmp, '--entry-naming', BUNDLE_FILE];
-  for (const e of EXTERNAL) args.push('--external', e);
-  const r = spawnSync(bun, args, { cwd: root, encoding: 'utf8' });
-  if (r.status !== 0 || !existsSync(join(tmp, BUNDLE_FILE))) {
-    rmSync(tmp, { recursive: true, force: true });
-    return { file: null, reason: `bun build failed: ${(r.stderr || r.stdout || '').trim().split('\n').slice(-3).join(' ')}` };
+  // One build per entry (each self-contained): `bun build` names outputs after their sources.
+  for (const [out, src] of Object.entries(ENTRIES)) {
+    const args = ['build', join(root, src), '--target=bun', '--format=cjs', '--bytecode', '--outdir', tmp, '--entry-naming', out];
+    for (const e of EXTERNAL) args.push('--external', e);
+    const r = spawnSync(bun, args, { cwd: root, encoding: 'utf8' });
+    if (r.status !== 0 || !existsSync(join(tmp, out))) {
+      rmSync(tmp, { recursive: true, force: true });
+      return { file: null, reason: `bun build ${src} failed: ${(r.stderr || r.stdout || '').trim().split('\n').slice(-3).join(' ')}` };
+    }
   }
   rmSync(join(out, STAMP_FILE), { force: true });
   for (const f of readdirSync(tmp)) renameSync(join(tmp, f), join(out, f));
