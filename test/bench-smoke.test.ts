@@ -63,6 +63,9 @@ test('bench/run.ts records 5 simulated cameras and reports flux, ffmpeg and floo
   }
   const flux = r.runs[0]!;
   expect((flux.latency_ms as { samples: number }).samples).toBeGreaterThan(0); // the SEI send time reached the viewer
+  // The latency window comes after the recording window, with its own CPU figure.
+  expect((flux.viewers as { count: number; cpu_pct: number }).count).toBe(2);
+  expect(typeof (flux.viewers as { cpu_pct: number }).cpu_pct).toBe('number');
   expect(typeof flux.startup_ms).toBe('number');
   expect(existsSync(join(ROOT, 'bench/results/smoke.md'))).toBe(true);
   expect(readFileSync(join(ROOT, 'bench/results/smoke-cpu.svg'), 'utf8')).toStartWith('<svg');

@@ -25,11 +25,11 @@ export function ratios(runs: RunResult[]): Ratios {
 const f = (x: number | null | undefined, d = 1) => (x === null || x === undefined ? '-' : x.toFixed(d));
 
 export function table(runs: RunResult[], r: Ratios): string {
-  const head = ['system', 'cams', 'Mbit/s', 'CPU %', 'mem MB', 'peak MB', 'sent', 'recorded', 'lost', 'bad seg', 'lat p50', 'lat p99', 'snap ms', 'start ms', 'sim CPU %'];
+  const head = ['system', 'cams', 'Mbit/s', 'CPU %', 'mem MB', 'peak MB', 'sent', 'recorded', 'lost', 'bad seg', 'lat p50', 'lat p99', 'CPU % viewing', 'snap ms', 'start ms', 'sim CPU %'];
   const rows = runs.map((x) => [
     x.system, `${x.cameras}`, f(x.bitrate / 1e6), f(x.cpu_pct), `${f(x.rss_mb)}${x.memory_basis === 'pss-sum' ? ' (PSS)' : ''}`, f(x.peak_rss_mb),
     `${x.frames_sent}`, `${x.frames_recorded}`, `${x.frames_lost}`, `${x.segments_bad}/${x.segments_checked}`,
-    f(x.latency_ms?.p50), f(x.latency_p99_ms), f(x.snapshot_ms?.p50, 0), f(x.startup_ms, 0), f(x.sim_cpu_pct),
+    f(x.latency_ms?.p50), f(x.latency_p99_ms), x.viewers ? `${f(x.viewers.cpu_pct)} (${x.viewers.count})` : '-', f(x.snapshot_ms?.p50, 0), f(x.startup_ms, 0), f(x.sim_cpu_pct),
   ]);
   const w = head.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
   const line = (c: string[]) => '| ' + c.map((s, i) => s.padEnd(w[i]!)).join(' | ') + ' |';
@@ -38,6 +38,7 @@ export function table(runs: RunResult[], r: Ratios): string {
   if (r.cpu !== null) rs.push(`engine/ffmpeg: CPU ${f(r.cpu, 3)}, memory ${f(r.rss, 3)}`);
   if (r.cpu_floor !== null) rs.push(`engine/floor: CPU ${f(r.cpu_floor, 2)}, memory ${f(r.rss_floor, 2)}`);
   const flux = runs.filter((x) => x.system === 'flux');
+  if (flux.some((x) => x.viewers)) rs.push('CPU % is recording only (the work the baselines do); CPU % viewing: the same with N live viewers on the WebSocket, where the latency is measured');
   for (const x of flux.slice(0, 1)) rs.push(`engine at rest: ${f(x.rest_rss_mb)} MB RSS, start-up ${f(x.rest_startup_ms, 0)} ms (no streams)`);
   return out.join('\n') + (rs.length ? '\n' + rs.join('\n') : '');
 }
