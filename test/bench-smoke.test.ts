@@ -37,6 +37,18 @@ test('bench/pipeline.ts --short pushes the simulator\'s packets through stream p
   expect(r.stage_blocks.inUse).toBe(0); // every fragment's staging went back to the pool
 }, 120_000);
 
+test('bench/startup.ts --runs 2 starts the engine twice and reports spawn-to-/healthz and the ready line', async () => {
+  const out = await run([BUN, join(ROOT, 'bench/startup.ts'), '--runs', '2'], { cwd: ROOT });
+  const r = JSON.parse(out.trim().split('\n').at(-1)!) as { runs: number; healthz_ms: { median: number }; samples: { healthz_ms: number; ready_ms: number | null; phases: string | null }[] };
+  expect(r.runs).toBe(2);
+  expect(r.samples.length).toBe(2);
+  for (const x of r.samples) {
+    expect(x.healthz_ms).toBeGreaterThan(0);
+    expect(x.ready_ms).not.toBeNull();
+    expect(x.phases).toContain('from the start-up bundle');
+  }
+}, 60_000);
+
 // The load runner's short mode: simulator, engine, ffmpeg-per-camera and the floor recorder
 // for real, 5 cameras for a few seconds each; asserts the harness works (JSON shape, frames
 // recorded, files valid), never its figures. 720p keeps the first-use clip quick to make.
