@@ -63,8 +63,10 @@ export interface StreamCounters {
   droppedFrames: number;
   /** Records the producer could not put in the ring (full): counted drops. */
   ringDrops: number;
-  /** Measured input bytes/s over the last stats interval. */
+  /** Input bytes/s over the last stats interval (measured between the worker's stats messages). */
   bytesPerSec: number;
+  /** Frames/s over the same interval. */
+  fps: number;
   /** Preview fragments the worker could not queue to the main thread. */
   previewDrops: number;
   /** RTP packets seen missing (sequence gaps) since the stream was added. */
@@ -77,7 +79,9 @@ export interface StreamCounters {
 export class StreamHandle {
   /** Preview requested (re-applied when the worker restarts). */
   previewOn = false;
-  readonly counters: StreamCounters = { bytesIn: 0, frames: 0, droppedFrames: 0, ringDrops: 0, bytesPerSec: 0, previewDrops: 0, lostPackets: 0, resyncs: 0 };
+  readonly counters: StreamCounters = { bytesIn: 0, frames: 0, droppedFrames: 0, ringDrops: 0, bytesPerSec: 0, fps: 0, previewDrops: 0, lostPackets: 0, resyncs: 0 };
+  /** When the last stats message for this stream arrived (performance.now()), 0 before the first. */
+  statsAt = 0;
   constructor(
     readonly slot: number,
     readonly spec: StreamSpec,
@@ -380,11 +384,18 @@ export class MediaPool {
       case 'stats':
         w.writeQueue = m.writeQueue ?? 0;
         w.heapBytes = m.heapBytes ?? 0;
+        const now = performance.now();
         for (let i = 0; i + STATS_FIELDS <= m.slots.length; i += STATS_FIELDS) {
           const h = w.streams.get(m.slots[i]!);
           if (h === undefined) continue;
           const c = h.counters;
-          c.bytesPerSec = Math.max(0, m.slots[i + 1]! - c.bytesIn);
+          // Rates over the time between this stream's stats messages (~1 s, later under load):
+          // a reader sampling on its own clock would see 0 whenever two of its samples fell
+          // between two messages.
+          const dt = h.statsAt > 0 ? Math.max(0.1, (now - h.statsAt) / 1000) : 1;
+          h.statsAt = now;
+          c.bytesPerSec = Math.round(Math.max(0, m.slots[i + 1]! - c.bytesIn) / dt);
+          c.fps = Math.round((Math.max(0, m.slots[i + 2]! - c.frames) / dt) * 100) / 100;
           c.bytesIn = m.slots[i + 1]!;
           c.frames = m.slots[i + 2]!;
           c.droppedFrames = m.slots[i + 3]!;

@@ -4,9 +4,6 @@ import { statfsSync } from 'node:fs';
 import type { Registry } from 'prom-client';
 import type { Engine, StreamEntry } from '../engine/engine.ts';
 
-/** fps is measured over this window by a background sampler (unref'd: never keeps the process up). */
-const FPS_WINDOW_MS = 1000;
-
 type StreamCounter = 'bytes' | 'frames' | 'dropped' | 'ringDrops' | 'lost' | 'reconnects' | 'resyncs' | 'ssrcMismatches';
 
 /** A counter field a source may not have yet (RTSP fills lostPackets/reconnects when it lands). */
@@ -22,15 +19,11 @@ export class Metrics {
   readonly contentType = 'text/plain; version=0.0.4; charset=utf-8';
   readonly #engine: Engine;
   readonly #viewers = new Map<string, number>();
-  readonly #fps = new Map<string, { t: number; frames: number; fps: number }>();
-  readonly #sampler: ReturnType<typeof setInterval>;
   /** Built on the first scrape: importing prom-client costs ~18 ms, a fifth of start-up. */
   #registry: Promise<Registry> | null = null;
 
   constructor(engine: Engine) {
     this.#engine = engine;
-    this.#sampler = setInterval(() => this.#sampleFps(), FPS_WINDOW_MS);
-    this.#sampler.unref?.();
   }
 
   /** The registry with every metric; process metrics (event-loop lag) sample from the first scrape on. */
@@ -68,7 +61,7 @@ export class Metrics {
       ssrcMismatches: ['flux_stream_ssrc_mismatches_total', 'RTP packets dropped for an unexpected SSRC per stream (GB28181)', (e) => e.gbMedia?.ssrcMismatches ?? 0],
     };
     for (const [name, help, pick] of Object.values(picks)) counter(name, help, pick);
-    gauge('flux_stream_fps', `Frames per second per stream, over ${FPS_WINDOW_MS} ms`, (e) => this.#fps.get(e.config.stream_id)?.fps ?? 0);
+    gauge('flux_stream_fps', 'Frames per second per stream, over the last stats interval (~1 s)', (e) => c(e)?.fps ?? 0);
     gauge('flux_stream_bitrate_bps', 'Input bitrate per stream, bits per second', (e) => (c(e)?.bytesPerSec ?? 0) * 8);
     gauge('flux_stream_viewers', 'Live preview viewers per stream', (e) => this.#viewers.get(e.config.stream_id) ?? engine.live.viewerCount(e.config.stream_id));
     gauge('flux_stream_up', '1 when the stream is live, 0 otherwise', (e) => (e.state === 'live' ? 1 : 0));
@@ -117,29 +110,14 @@ export class Metrics {
     else this.#viewers.delete(streamId);
   }
 
-  /** A stream's frames per second over the last sampling window (0 before the first window). */
+  /** A stream's frames per second over the worker's last stats interval (0 before the first). */
   fps(streamId: string): number {
-    return this.#fps.get(streamId)?.fps ?? 0;
+    return this.#engine.streams.get(streamId)?.handle?.counters.fps ?? 0;
   }
 
   async text(): Promise<string> {
     this.#registry ??= this.#build();
     return (await this.#registry).metrics();
-  }
-
-  close(): void {
-    clearInterval(this.#sampler);
-  }
-
-  #sampleFps(): void {
-    const now = Date.now();
-    for (const id of this.#fps.keys()) if (!this.#engine.streams.has(id)) this.#fps.delete(id);
-    for (const e of this.#engine.streams.values()) {
-      const frames = e.handle?.counters.frames ?? 0;
-      const prev = this.#fps.get(e.config.stream_id);
-      const fps = prev && now > prev.t && frames >= prev.frames ? ((frames - prev.frames) * 1000) / (now - prev.t) : 0;
-      this.#fps.set(e.config.stream_id, { t: now, frames, fps: Math.round(fps * 100) / 100 });
-    }
   }
 }
 

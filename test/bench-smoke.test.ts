@@ -39,7 +39,7 @@ test('bench/pipeline.ts --short pushes the simulator\'s packets through stream p
 
 test('bench/startup.ts --runs 2 starts the engine twice and reports spawn-to-/healthz and the ready line', async () => {
   const out = await run([BUN, join(ROOT, 'bench/startup.ts'), '--runs', '2'], { cwd: ROOT });
-  const r = JSON.parse(out.trim().split('\n').at(-1)!) as { runs: number; healthz_ms: { median: number }; samples: { healthz_ms: number; ready_ms: number | null; phases: string | null }[] };
+  const r = JSON.parse(out.split('\n').find((l) => l.startsWith('{"mode"'))!) as { runs: number; healthz_ms: { median: number }; samples: { healthz_ms: number; ready_ms: number | null; phases: string | null }[] };
   expect(r.runs).toBe(2);
   expect(r.samples.length).toBe(2);
   for (const x of r.samples) {

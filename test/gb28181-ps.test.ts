@@ -137,7 +137,6 @@ beforeAll(async () => {
   const app = createApp(engine);
   apiView = await (await app.fetch(new Request('http://engine/api/video/streams/sim-h265-tcp'))).json();
   metricsText = await (await app.fetch(new Request('http://engine/metrics'))).text();
-  app.ctx.metrics.close();
   for (const [id, e] of engine.streams) {
     views[id] = streamView(e);
     const k = await engine.pool.latestKeyframe(e.handle!);
@@ -245,7 +244,6 @@ test('a gb28181 stream from config or the API gets a clear pointer to the live r
   const res = await app.fetch(new Request('http://engine/api/video/streams', {
     method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ stream_id: 'api-gb', protocol: 'gb28181' }),
   }));
-  app.ctx.metrics.close();
   expect(res.status).toBe(400);
   expect(await res.json()).toMatchObject({ field: 'protocol', error: expect.stringContaining('/api/video/gb28181/devices/') });
   expect(engine.streams.has('api-gb')).toBe(false);
