@@ -1,16 +1,16 @@
 // Start-up to API ready, measured many times: `bun bench/startup.ts [--runs 15] [--sources]`.
 // Each run spawns the engine as `npm start` does (engine/launch.ts, the start-up bundle when
-// current; --sources: FLUX_NO_BUNDLE=1) with no streams and a fresh data directory, polls
-// /healthz every millisecond and takes the time of the first 200; the engine's ready line gives
+// current; --sources: FLUX_NO_BUNDLE=1) with no streams and a fresh data directory, the same
+// way the load runner does (bench/lib/systems.ts startEngine: time to the first 200 on
+// /healthz, polled every 2 ms); the engine's ready line gives
 // its own phases. Prints min / median / max and one JSON line. Figures are the harness's, never
 // asserted in tests (test/bench-smoke.test.ts runs --runs 2).
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildBundle } from '../scripts/bundle.mjs';
-import { freePort } from './lib/systems.ts';
+import { freePort, ROOT, startEngine, stopProc } from './lib/systems.ts';
 
-const ROOT = join(import.meta.dir, '..');
 const argv = process.argv.slice(2);
 const arg = (name: string, def: string) => {
   const i = argv.indexOf(`--${name}`);
@@ -35,25 +35,12 @@ try {
     const cfg = join(dir, 'config.toml');
     rmSync(join(dir, 'data'), { recursive: true, force: true });
     writeFileSync(cfg, `[http]\nport = ${http}\nhost = "127.0.0.1"\n[rtmp]\nport = ${rtmp}\nhost = "127.0.0.1"\n[video.storage]\nbase_path = "${join(dir, 'data')}"\n[video.demo]\nenabled = false\n`);
-    const t0 = performance.now();
-    const p = Bun.spawn([process.execPath, join(ROOT, 'engine/launch.ts'), '--config', cfg], {
-      cwd: dir, stdin: 'ignore', stdout: 'pipe', stderr: 'pipe',
-      env: { MIMALLOC_PURGE_DELAY: '1000', ...process.env, ...(sources ? { FLUX_NO_BUNDLE: '1' } : {}) },
-    });
-    let ms = -1;
-    while (performance.now() - t0 < 10_000 && p.exitCode === null) {
-      try {
-        if ((await fetch(`http://127.0.0.1:${http}/healthz`)).ok) { ms = performance.now() - t0; break; }
-      } catch { /* not listening yet */ }
-      await Bun.sleep(1);
-    }
-    p.kill('SIGTERM');
-    await p.exited;
-    const log = (await new Response(p.stdout).text()) + (await new Response(p.stderr).text());
-    if (ms < 0) throw new Error(`run ${i + 1}: the engine did not answer /healthz:\n${log}`);
-    const m = /ready (\d+) ms after the process started \(([^)]*)\)/.exec(log);
-    results.push({ healthz_ms: Math.round(ms), ready_ms: m ? Number(m[1]) : null, phases: m ? m[2]! : null });
-    process.stderr.write(`run ${i + 1}/${runs}: ${Math.round(ms)} ms to /healthz${m ? `, ready line ${m[1]} ms (${m[2]})` : ''}\n`);
+    const e = await startEngine(cfg, dir, http, sources ? { FLUX_NO_BUNDLE: '1' } : {});
+    await stopProc(e.proc, 'SIGTERM', 10_000); // the ready line is out by now; the stop flushes the pipes
+    const ms = e.startupMs!;
+    const m = /ready (\d+) ms after the process started \(([^)]*)\)/.exec(e.log());
+    results.push({ healthz_ms: ms, ready_ms: m ? Number(m[1]) : null, phases: m ? m[2]! : null });
+    process.stderr.write(`run ${i + 1}/${runs}: ${ms} ms to /healthz${m ? `, ready line ${m[1]} ms (${m[2]})` : ''}\n`);
   }
 } finally {
   rmSync(dir, { recursive: true, force: true });

@@ -10,7 +10,7 @@ function bundlePath(): string | null {
   if (process.env.FLUX_NO_BUNDLE === '1') return null;
   const root = dirname(import.meta.dir);
   try {
-    // Written by scripts/bundle.mjs after the bundle itself (BUNDLE_DIR, STAMP_FILE, BUNDLE_FILE there).
+    // Written by scripts/bundle.mjs after the bundle itself (its BUNDLE_DIR, STAMP_FILE, BUNDLE_FILE).
     const stamp = JSON.parse(readFileSync(join(root, '.build', 'flux.stamp.json'), 'utf8')) as { root?: string; bun?: string };
     const file = join(root, '.build', 'flux.js');
     return stamp.root === root && stamp.bun === Bun.version && existsSync(file) ? file : null;

@@ -1,4 +1,5 @@
-// Command-line entry: `bun engine/main.ts [--config PATH]` (what `npm start` runs).
+// Command-line entry: `bun engine/main.ts [--config PATH]`; `npm start` runs it through
+// engine/launch.ts (from the start-up bundle when there is one).
 // Exit codes: 0 after a clean stop, 2 for a configuration error, 1 for a start-up failure.
 import { ConfigError, loadConfig, preflight, type Config } from './config.ts';
 import { DEMO_STREAM_ID, ensureDemoStream } from './demo.ts';

@@ -381,7 +381,7 @@ export class MediaPool {
       case 'reply':
       case 'keyframe-reply':
         return this.#onReply(w, m);
-      case 'stats':
+      case 'stats': {
         w.writeQueue = m.writeQueue ?? 0;
         w.heapBytes = m.heapBytes ?? 0;
         const now = performance.now();
@@ -404,6 +404,7 @@ export class MediaPool {
           c.resyncs = m.slots[i + 6]!;
         }
         return;
+      }
       default:
         this.#o.onEvent(m);
     }

@@ -1,21 +1,22 @@
 // The start-up bundle: engine/main.ts and everything it imports (our modules, zod, hono, lmdb's
 // and piscina's JavaScript) in one CommonJS file with Bun's bytecode beside it, built into
 // .build/ by scripts/setup.mjs (before `npm start`, `npm test`) and by the benchmark.
-// engine/launch.ts runs it when it is current. Why: Bun parses and compiles ~400 modules on
-// every start (~130 ms of ~230 ms to a listening API on a 2-core VM); from bytecode that
-// part is a few ms.
+// engine/launch.ts runs it when the stamp names this checkout and Bun. Why: Bun parses and
+// compiles ~400 modules on every start (~100 ms of ~230 ms to a listening API on a 2-core VM);
+// loading them as bytecode takes ~10 ms.
 //
 // Bun inlines `import.meta.url` and each package's `__dirname` as absolute paths of the
 // sources, so the worker entry points, the native addons and the UI directory resolve to this
 // checkout: the bundle is valid for this directory and this Bun only, which the stamp records.
-// Plain JavaScript with no dependencies (setup.mjs runs it under Node before Bun is known to
-// work; engine/launch.ts under Bun).
+// Plain JavaScript with no dependencies: setup.mjs runs it under Node, the bench under Bun.
+// engine/launch.ts reads the stamp itself (importing this file's child_process would cost it
+// start-up time).
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { spawnSync } from 'node:child_process';
 
-export const BUNDLE_DIR = '.build';
-export const BUNDLE_FILE = 'flux.js';
+const BUNDLE_DIR = '.build';
+const BUNDLE_FILE = 'flux.js';
 /** Entry points: the engine, and the worker threads' entries (engine/worker-entry.ts picks them). */
 const ENTRIES = { 'flux.js': 'engine/main.ts', 'media-worker.js': 'workers/media-worker.ts', 'thumbnail-worker.js': 'workers/thumbnail-worker.ts' };
 const STAMP_FILE = 'flux.stamp.json';
@@ -37,7 +38,7 @@ function fnv1a(s) {
 }
 
 /** What the bundle depends on: the path, size and mtime of every source, the lockfile, this script, the checkout. */
-export function sourceFingerprint(root) {
+function sourceFingerprint(root) {
   const parts = [root];
   const walk = (dir) => {
     let names;
@@ -77,12 +78,12 @@ function readStamp(root) {
 }
 
 /** The bundle's path when it exists and was built from these sources for this Bun, else null. */
-export function currentBundle(root, bunVersion, { checkSources = true } = {}) {
+function currentBundle(root, bunVersion) {
   root = resolve(root);
   const file = join(root, BUNDLE_DIR, BUNDLE_FILE);
   const s = readStamp(root);
   if (s === null || s.root !== root || s.bun !== bunVersion || !existsSync(file)) return null;
-  if (checkSources && s.sources !== sourceFingerprint(root)) return null;
+  if (s.sources !== sourceFingerprint(root)) return null;
   return file;
 }
 

@@ -224,7 +224,8 @@ async function enginePorts(o: RunOptions): Promise<EnginePorts> {
   return { http: await freePort(), rtmp: await freePort(), sip: await freePort(), rtpMin: rtpRange(o.cameras).min };
 }
 
-async function startEngine(cfgPath: string, cwd: string, port: number, env: Record<string, string>): Promise<{ proc: Subprocess<'ignore', 'pipe', 'pipe'>; startupMs: number | null; log: () => string }> {
+/** Spawns the engine as `npm start` does and waits for its first 200 on /healthz (polled every 2 ms). */
+export async function startEngine(cfgPath: string, cwd: string, port: number, env: Record<string, string>): Promise<{ proc: Subprocess<'ignore', 'pipe', 'pipe'>; startupMs: number | null; log: () => string }> {
   const t0 = performance.now();
   // As `npm start` runs it (README: Running it as a service): the launcher (the start-up bundle
   // when current), and mimalloc keeping freed pages 1 s.
