@@ -1,6 +1,6 @@
 // Piscina entry point of a media worker: one long-lived task per worker that drains its
 // input ring into per-stream pipelines and answers control messages on its MessagePort.
-import { heapStats } from 'bun:jsc';
+import { heapSize } from 'bun:jsc';
 import type { MessagePort } from 'node:worker_threads';
 import { RingConsumer, RingProducer } from './ring.ts';
 import type { AddStream, FromWorker, ToWorker, WorkerInit } from './control.ts';
@@ -224,6 +224,6 @@ class MediaWorker {
     }
     const w = this.#ctx.writer as SegmentWriter & { stats?(): { queued: number; inflight: number } };
     const q = w.stats?.();
-    this.#send({ type: 'stats', slots, writeQueue: q ? q.queued + q.inflight : 0, heapBytes: heapStats().heapSize });
+    this.#send({ type: 'stats', slots, writeQueue: q ? q.queued + q.inflight : 0, heapBytes: heapSize() });
   }
 }
