@@ -214,6 +214,7 @@ export const ConfigSchema = z.strictObject(
           index_cache_size: intIn(0, 10_000_000, 10000),
           ring_size_mb: intIn(1, 256, 8), // each worker's input ring
           preallocate_mb: intIn(0, 1024, 4), // segment file space reserved ahead of the writes (native writer)
+          gc_budget_mb: intIn(0, 1024, 4), // ingest MiB between two collection requests (engine/gc-pacer.ts); 0 = off
         }),
         distributed: table({
           node_id: str(''),

@@ -18,6 +18,7 @@ import { MediaPool, WORKER_STREAMS, type StreamHandle } from './media-pool.ts';
 import { recoverOpenSegments } from './recovery.ts';
 import { startRetention, type RetentionHandle } from './retention.ts';
 import { loadNative } from '../native/index.ts';
+import { GcPacer } from './gc-pacer.ts';
 import { chooseWriter } from '../workers/writer-native.ts';
 import type { KeyframeEvent, SegmentClosed, SegmentOpened, StreamProblem } from '../workers/control.ts';
 
@@ -93,6 +94,8 @@ export class Engine {
   readonly streams = new Map<string, StreamEntry>();
   readonly startedAt = Date.now();
   #pacer: ReturnType<typeof setInterval>;
+  /** Asks for a collection every few MB of ingest (engine/gc-pacer.ts). */
+  readonly gcPacer: GcPacer;
   #retention: RetentionHandle;
   #stopping: Promise<void> | null = null;
 
@@ -133,6 +136,8 @@ export class Engine {
     this.snapshots = new Snapshots(index, basePath);
     this.gbMedia = new GbMediaServer(this); // opens no socket until a live session asks
     this.#pacer = setInterval(() => this.#pace(), PACE_INTERVAL_MS);
+    this.gcPacer = new GcPacer({ rate: () => this.pool.ingestBytesPerSec(), budgetBytes: perf.gc_budget_mb << 20 });
+    if (perf.gc_budget_mb > 0) this.gcPacer.start();
     const storage = config.video.storage;
     this.#retention = startRetention({
       index,
@@ -315,6 +320,7 @@ export class Engine {
   stop(): Promise<void> {
     this.#stopping ??= (async () => {
       clearInterval(this.#pacer);
+      this.gcPacer.stop();
       for (const e of this.streams.values()) e.source = null;
       await Promise.all([...this.streams.values()].map((e) => e.rtsp?.stop()));
       await this.rtmp?.stop();

@@ -178,6 +178,13 @@ export class MediaPool {
     return this.#workers.length;
   }
 
+  /** Measured input bytes a second of every stream (0 before the workers' first stats). */
+  ingestBytesPerSec(): number {
+    let sum = 0;
+    for (const w of this.#workers) for (const h of w.streams.values()) sum += h.counters.bytesPerSec;
+    return sum;
+  }
+
   workerLoads(): { index: number; streams: number; bytesPerSec: number; alive: boolean; ringFill: number; writeQueue: number; heapBytes: number }[] {
     return this.#workers.map((w) => ({
       index: w.index,

@@ -47,6 +47,7 @@ export function systemRoutes(app: Hono, { engine, metrics }: AppContext): void {
         cpu_system_ms: Math.round(usage.system / 1000),
         rss_bytes: mem.rss,
         heap_used_bytes: mem.heapUsed,
+        gc_requests: engine.gcPacer.requests,
       },
       host: { cpus: cpus().length, load_average: loadavg(), mem_total_bytes: totalmem(), mem_free_bytes: freemem() },
       workers: loads.map((w) => ({

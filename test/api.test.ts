@@ -192,6 +192,7 @@ describe('system and metrics', () => {
     expect(j.storage.disk_free_bytes).toBeGreaterThan(0);
     expect(j.storage.recorded_bytes).toBeGreaterThan(0);
     expect(j.process.rss_bytes).toBeGreaterThan(0);
+    expect(j.process.gc_requests).toBeGreaterThanOrEqual(0);
     expect(j.workers.length).toBeGreaterThan(0);
     expect(j.workers[0]).toHaveProperty('ring_fill');
     expect(j.streams.live).toBe(2);
