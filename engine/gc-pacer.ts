@@ -28,8 +28,7 @@ export interface GcPacerOptions {
 }
 
 export class GcPacer {
-  /** Collections requested so far. */
-  requests = 0;
+  #requests = 0;
   #due = 0;
   #timer: ReturnType<typeof setInterval> | null = null;
   readonly #rate: () => number;
@@ -42,6 +41,11 @@ export class GcPacer {
     this.#collect = o.collect ?? (() => Bun.gc(false));
     this.#budget = o.budgetBytes ?? GC_BUDGET_BYTES;
     this.#checkMs = o.checkMs ?? GC_CHECK_MS;
+  }
+
+  /** Collections requested so far. */
+  get requests(): number {
+    return this.#requests;
   }
 
   /** Checks every `checkMs` from now on (the timer does not keep the process alive). */
@@ -65,7 +69,7 @@ export class GcPacer {
     this.#due += (rate * elapsedMs) / 1000;
     if (this.#due < this.#budget) return false;
     this.#due = 0;
-    this.requests++;
+    this.#requests++;
     this.#collect();
     return true;
   }

@@ -14,6 +14,7 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 
 const BUNDLE_DIR = '.build';
 const BUNDLE_FILE = 'flux.js';
@@ -29,13 +30,6 @@ const STAMP_FILE = 'flux.stamp.json';
 const EXTERNAL = ['sharp', 'prom-client', 'iconv-lite', 'fast-xml-parser'];
 /** Directories whose sources the bundle is built from (tests excluded). */
 const SOURCE_DIRS = ['engine', 'http', 'media', 'protocols', 'workers', 'native'];
-
-/** FNV-1a (32-bit) over a string: enough to notice a change, and needs no node:crypto. */
-function fnv1a(s) {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193) >>> 0;
-  return h.toString(16).padStart(8, '0');
-}
 
 /** What the bundle depends on: the path, size and mtime of every source, the lockfile, this script, the checkout. */
 function sourceFingerprint(root) {
@@ -66,7 +60,8 @@ function sourceFingerprint(root) {
       parts.push(`${p}:${st.size}:${st.mtimeMs}`);
     }
   }
-  return fnv1a(parts.join('\n')) + fnv1a(parts.join('\r'));
+  // Sorted: Node (setup.mjs) and Bun (the bench) list a directory in different orders.
+  return createHash('sha256').update(parts.sort().join('\n')).digest('hex');
 }
 
 function readStamp(root) {
@@ -104,11 +99,11 @@ export function buildBundle(root, bun) {
   rmSync(tmp, { recursive: true, force: true });
   mkdirSync(tmp, { recursive: true });
   // One build per entry (each self-contained): `bun build` names outputs after their sources.
-  for (const [out, src] of Object.entries(ENTRIES)) {
-    const args = ['build', join(root, src), '--target=bun', '--format=cjs', '--bytecode', '--outdir', tmp, '--entry-naming', out];
+  for (const [name, src] of Object.entries(ENTRIES)) {
+    const args = ['build', join(root, src), '--target=bun', '--format=cjs', '--bytecode', '--outdir', tmp, '--entry-naming', name];
     for (const e of EXTERNAL) args.push('--external', e);
     const r = spawnSync(bun, args, { cwd: root, encoding: 'utf8' });
-    if (r.status !== 0 || !existsSync(join(tmp, out))) {
+    if (r.status !== 0 || !existsSync(join(tmp, name))) {
       rmSync(tmp, { recursive: true, force: true });
       return { file: null, reason: `bun build ${src} failed: ${(r.stderr || r.stdout || '').trim().split('\n').slice(-3).join(' ')}` };
     }
