@@ -48,7 +48,13 @@ export function createRing(dataBytes: number, maxPayloadBytes: number = MAX_RECO
   if (!(capacity >= min && capacity <= MAX_RING_BYTES)) {
     throw new RangeError(`ring of ${dataBytes} bytes: need ${min}..${MAX_RING_BYTES} for max payload ${maxPayloadBytes}`);
   }
-  const sab = new SharedArrayBuffer(CTRL_BYTES + capacity);
+  // Growable (though never grown) for how JSC allocates it: a plain SharedArrayBuffer of
+  // megabytes is often taken from recycled memory and zeroed there and then, which pages in
+  // the whole ring at once (in the engine: 7-10 ms of the main thread for the 8 MiB input
+  // ring, 3-5 ms for the 4 MiB one back, and 12 MiB resident from the start); a growable one
+  // is reserved and its pages are zero when first touched, so only what HEAD reaches is
+  // resident (see REWIND_DIVISOR). Views and atomics work the same on both.
+  const sab = new SharedArrayBuffer(CTRL_BYTES + capacity, { maxByteLength: CTRL_BYTES + capacity });
   const ctrl = new Int32Array(sab, 0, CTRL_BYTES >> 2);
   ctrl[CTRL_MAGIC] = RING_MAGIC;
   ctrl[CTRL_VERSION] = RING_VERSION;
