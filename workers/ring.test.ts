@@ -55,6 +55,26 @@ describe('ring layout (the contract both threads import)', () => {
     expect(F.minRingBytes(F.MAX_RECORD_BYTES)).toBe(2 * ((F.MAX_RECORD_BYTES + 12 + 7) & ~7));
   });
 
+  test('a ring is a growable SharedArrayBuffer that never grows, still shared when posted', async () => {
+    // Growable for how JSC allocates it (pages zeroed by the kernel when first touched, not all
+    // at once: see createRing); posting must still share the memory, not copy it.
+    const sab = createRing(64 << 10, 1500) as SharedArrayBuffer & { growable: boolean; maxByteLength: number };
+    expect(sab.growable).toBe(true);
+    expect(sab.maxByteLength).toBe(sab.byteLength);
+    const { port1, port2 } = new MessageChannel();
+    const got = new Promise<SharedArrayBuffer>((resolve) => (port2.onmessage = (e: MessageEvent<SharedArrayBuffer>) => resolve(e.data)));
+    port1.postMessage(sab);
+    const other = await got;
+    port1.close();
+    port2.close();
+    const p = new RingProducer(sab);
+    const c = new RingConsumer(other);
+    expect(p.tryWrite(7, F.KIND_RTP, 0, 42, new Uint8Array([1, 2, 3]))).toBe(true);
+    const seen: number[][] = [];
+    expect(c.read((slot, _kind, _flags, ts, payload) => seen.push([slot, ts, ...payload]))).toBe(1);
+    expect(seen).toEqual([[7, 42, 1, 2, 3]]);
+  });
+
   test('writes records byte-exact at known positions and publishes the head after them', () => {
     const { sab, p } = pair(256, 100);
     expect(hex(new Uint8Array(sab, F.CTRL_MAGIC * 4, 16))).toBe('464c5852' + '01000000' + '00010000' + '64000000');
