@@ -147,6 +147,21 @@ test(`${Number(process.env.RTSP_SOAK_STREAMS ?? 30)} streams from one gst-rtsp-s
   // One shared mount (one encoder) pulled by every stream: the load is the engine's.
   const cam = await startRtspCamera({ codec: 'h264', width: 320, height: 240, fps: 25, bitrate: 500 });
   cleanup.push(() => cam.stop());
+  // gst-rtsp-server aborts (rtsp-media.c, gst_rtsp_media_get_rates: "complete stream without
+  // rate", assertion failed) when a PLAY reaches a shared media one of whose streams has not yet
+  // carried its first segment. With 30 clients arriving together that killed the camera in the
+  // first second in two of four runs of the whole suite on one day (never with this test alone):
+  // every stream then sat in "cannot connect". One client already receiving before the engine
+  // starts takes the media past that window; it stays until the end (a 31st reader of the mount).
+  const primer = Bun.spawn(['ffmpeg', '-hide_banner', '-nostdin', '-rtsp_transport', 'tcp', '-i', cam.url('/cam1'), '-map', '0', '-c', 'copy', '-f', 'null', '-'], { stdout: 'ignore', stderr: 'pipe' });
+  cleanup.push(() => primer.kill());
+  let primerLog = '';
+  void (async () => {
+    for await (const chunk of primer.stderr) primerLog += new TextDecoder().decode(chunk);
+  })();
+  await waitFor(() => /frame=\s*[1-9]/.test(primerLog), 20_000, 'a first client receiving the mount').catch((err: Error) => {
+    throw new Error(`${err.message}\nffmpeg: ${primerLog.slice(-800)}\ncamera: ${cam.output().slice(-800)}`);
+  });
   const dir = tempDir('rtsp-load');
   const streams = Object.fromEntries(Array.from({ length: n }, (_, i) => [`s${i + 1}`, cam.url('/cam1')]));
   const e = engineFor(dir, streams, 10);
