@@ -3,7 +3,7 @@
 import { afterAll, describe, expect, test } from 'bun:test';
 import { join } from 'node:path';
 import { IndexDb, type SegmentRecord } from '../engine/index-db.ts';
-import { startRtspCamera, startVlcCamera, type RtspCamera } from './peers/rtsp-camera.ts';
+import { startRtspCamera, startRtspReader, startVlcCamera, type RtspCamera } from './peers/rtsp-camera.ts';
 import { decodeErrors, run, sleep, startEngine, tempDir, waitFor, type EngineProcess } from './helpers.ts';
 
 const cleanup: (() => Promise<unknown> | unknown)[] = [];
@@ -153,15 +153,10 @@ test(`${Number(process.env.RTSP_SOAK_STREAMS ?? 30)} streams from one gst-rtsp-s
   // first second in two of four runs of the whole suite on one day (never with this test alone):
   // every stream then sat in "cannot connect". One client already receiving before the engine
   // starts takes the media past that window; it stays until the end (a 31st reader of the mount).
-  const primer = Bun.spawn(['ffmpeg', '-hide_banner', '-nostdin', '-rtsp_transport', 'tcp', '-i', cam.url('/cam1'), '-map', '0', '-c', 'copy', '-f', 'null', '-'], { stdout: 'ignore', stderr: 'pipe' });
-  cleanup.push(() => primer.kill());
-  let primerLog = '';
-  void (async () => {
-    for await (const chunk of primer.stderr) primerLog += new TextDecoder().decode(chunk);
-  })();
-  await waitFor(() => /frame=\s*[1-9]/.test(primerLog), 20_000, 'a first client receiving the mount').catch((err: Error) => {
-    throw new Error(`${err.message}\nffmpeg: ${primerLog.slice(-800)}\ncamera: ${cam.output().slice(-800)}`);
+  const primer = await startRtspReader(cam.url('/cam1')).catch((err: Error) => {
+    throw new Error(`${err.message}\ncamera: ${cam.output().slice(-800)}`);
   });
+  cleanup.push(() => primer.stop());
   const dir = tempDir('rtsp-load');
   const streams = Object.fromEntries(Array.from({ length: n }, (_, i) => [`s${i + 1}`, cam.url('/cam1')]));
   const e = engineFor(dir, streams, 10);

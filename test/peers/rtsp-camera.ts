@@ -106,6 +106,16 @@ async function kill(p: Subprocess): Promise<void> {
   clearTimeout(t);
 }
 
+/**
+ * An ffmpeg that plays `url` over RTSP/TCP and discards what it reads (one more viewer of the
+ * mount); resolves once its first frames have arrived.
+ */
+export async function startRtspReader(url: string): Promise<{ output(): string; stop(): Promise<void> }> {
+  const cmd = ['ffmpeg', '-hide_banner', '-rtsp_transport', 'tcp', '-i', url, '-map', '0', '-c', 'copy', '-f', 'null', '-'];
+  const { s } = await spawnUntil(cmd, /frame=\s*[1-9]/, `ffmpeg reading ${url}`);
+  return { output: () => s.text(), stop: () => kill(s.proc) };
+}
+
 /** Starts the gst-rtsp-server camera; port 0 lets the server pick and report a free port. */
 export async function startRtspCamera(o: RtspCameraOptions = {}): Promise<RtspCamera> {
   const paths = o.paths ?? (o.count ? Array.from({ length: o.count }, (_, i) => `/cam${i + 1}`) : ['/cam1']);
