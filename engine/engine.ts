@@ -283,6 +283,7 @@ export class Engine {
       keyframeIntervalMs: this.keyframeIntervalMs,
       nextSegmentNumber: () => this.nextSegmentNumber(cfg.stream_id),
       udpPorts: { min: this.config.rtsp.udp_port_min, max: this.config.rtsp.udp_port_max },
+      readDelayMs: this.config.rtsp.read_delay_ms,
       onState: (state, error) => {
         entry.state = state;
         if (error !== null || state === 'live') entry.error = error;

@@ -79,6 +79,8 @@ export interface StreamCounters {
 export class StreamHandle {
   /** Preview requested (re-applied when the worker restarts). */
   previewOn = false;
+  /** Told when preview turns on or off (the ingest adapter reads at once while someone watches). */
+  onPreviewChange: ((on: boolean) => void) | null = null;
   readonly counters: StreamCounters = { bytesIn: 0, frames: 0, droppedFrames: 0, ringDrops: 0, bytesPerSec: 0, fps: 0, previewDrops: 0, lostPackets: 0, resyncs: 0 };
   /** When the last stats message for this stream arrived (performance.now()), 0 before the first. */
   statsAt = 0;
@@ -238,7 +240,10 @@ export class MediaPool {
    */
   async setPreview(h: StreamHandle, on: boolean): Promise<void> {
     if (!h.worker.streams.has(h.slot)) return;
-    h.previewOn = on;
+    if (h.previewOn !== on) {
+      h.previewOn = on;
+      h.onPreviewChange?.(on);
+    }
     const still = on ? await this.latestKeyframe(h).catch(() => null) : null;
     if (h.previewOn !== on) return; // turned the other way meanwhile
     await this.#request(h.worker, { type: 'preview', id: this.#nextId++, slot: h.slot, on, ...(still !== null ? { still } : {}) });

@@ -9,6 +9,8 @@ import { buildReceiverReport, parseRtcp, RtpReceiverStats } from '../media/rtcp.
 import { KIND_RTCP, KIND_RTP } from '../workers/ring-format.ts';
 import type { RtpTrackSpec } from '../workers/control.ts';
 import { log } from './log.ts';
+import { ReadCoalescer } from './read-coalesce.ts';
+import { setRecvLowWater, sockoptUnavailable } from './sockopt.ts';
 import type { MediaPool, StreamHandle, StreamSpec } from './media-pool.ts';
 
 /** Reconnect pauses: 1 s, 2 s, 4 s ... with +-20 % jitter, capped. */
@@ -53,7 +55,15 @@ export interface RtspSourceOptions {
   onHandle(h: StreamHandle | null): void;
   /** Wait this long before the first connection (the engine spreads a start of many cameras). */
   startDelayMs?: number;
+  /**
+   * RTP over TCP nobody watches live may wait in the kernel up to this long, so that it is read in
+   * fewer, larger reads (engine/read-coalesce.ts); 0 or absent = every byte at once.
+   */
+  readDelayMs?: number;
 }
+
+/** The largest socket low-water mark (the reads' size when coalescing). */
+export const READ_COALESCE_MAX_BYTES = 64 << 10;
 
 type UdpSock = import('bun').udp.Socket<'buffer'>;
 export interface UdpPair {
@@ -96,6 +106,8 @@ class Attempt {
   rtpInfoSent = false;
   live = false;
   ended = false;
+  /** TCP reads coalesced while nobody watches (null: UDP, off, or not playing yet). */
+  coalescer: ReadCoalescer | null = null;
   constructor(
     readonly url: string,
     readonly transport: 'tcp' | 'udp',
@@ -130,6 +142,11 @@ export class RtspSource {
         void this.#connect(this.#url, this.#transport);
       }, delay);
     } else void this.#connect(this.#url, this.#transport);
+  }
+
+  /** The TCP socket's low-water mark in force (0: every byte is read at once; see read-coalesce.ts). */
+  get readLowWater(): number {
+    return this.#a?.coalescer?.lowWater ?? 0;
   }
 
   async stop(): Promise<void> {
@@ -187,6 +204,7 @@ export class RtspSource {
         port: a.client.port,
         socket: {
           data: (_s, data) => {
+            a.coalescer?.add(data.length);
             a.client.receive(data, Date.now());
             this.#pump(a);
           },
@@ -218,6 +236,7 @@ export class RtspSource {
           break;
         case 'playing':
           a.playingMs = Date.now();
+          this.#coalesce(a);
           a.lastDataMs = 0;
           a.rtpInfo = ev.tracks.map((t) => t.rtptime ?? -1);
           this.#sendRtpInfo(a);
@@ -268,6 +287,8 @@ export class RtspSource {
           return;
         }
         a.handle = h;
+        h.onPreviewChange = (on) => a.coalescer?.setLive(on);
+        a.coalescer?.setLive(h.previewOn);
         this.#o.onHandle(h);
         this.#sendRtpInfo(a);
         for (const p of a.early) h.write(KIND_RTP, p.track, p.ts, p.data);
@@ -277,6 +298,29 @@ export class RtspSource {
       },
       (err: Error) => void this.#fail(a, `media pool refused the stream: ${err.message}`),
     );
+  }
+
+  /** Starts coalescing the attempt's TCP reads (after PLAY: the RTSP exchange itself reads at once). */
+  #coalesce(a: Attempt): void {
+    const delay = this.#o.readDelayMs ?? 0;
+    if (a.transport !== 'tcp' || a.socket === null || delay <= 0 || a.coalescer !== null) return;
+    const socket = a.socket;
+    a.coalescer = new ReadCoalescer(
+      {
+        maxDelayMs: delay,
+        maxBytes: READ_COALESCE_MAX_BYTES,
+        set: (bytes) => {
+          if (a.ended || socket.readyState <= 0) return false;
+          // Bun's sockets carry their descriptor as `fd` (not in its type declarations).
+          if (setRecvLowWater((socket as unknown as { fd?: number }).fd ?? -1, bytes)) return true;
+          const why = sockoptUnavailable();
+          log.info(`stream ${this.#o.streamId}: socket reads not coalesced${why !== null ? ` (${why})` : ''}`);
+          return false;
+        },
+      },
+      Date.now(),
+    );
+    a.coalescer.setLive(a.handle?.previewOn ?? false);
   }
 
   /** Hot path: one RTP or RTCP packet (a view valid during this call only). */
@@ -357,6 +401,7 @@ export class RtspSource {
     }
     const since = a.lastDataMs || a.playingMs;
     if (now - since > NO_DATA_TIMEOUT_MS) return void this.#fail(a, `no data for ${NO_DATA_TIMEOUT_MS / 1000} s`);
+    a.coalescer?.tick(now);
     if (now - a.lastRrMs >= RR_INTERVAL_MS && a.lastDataMs > 0) {
       a.lastRrMs = now;
       this.#sendReports(a, now);

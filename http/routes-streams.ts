@@ -32,6 +32,8 @@ export function streamView(e: StreamEntry) {
           resyncs: c.resyncs,
           preview_drops: c.previewDrops,
           bitrate_bps: c.bytesPerSec * 8,
+          // RTSP over TCP: bytes a socket read waits for while nobody watches live (0 = at once)
+          read_low_water_bytes: e.rtsp?.readLowWater ?? 0,
         }
       : null,
     ...(e.gbMedia
