@@ -188,8 +188,8 @@ export const ConfigSchema = z.strictObject(
     rtsp: table({
       udp_port_min: intIn(1024, 65534, 20000),
       udp_port_max: intIn(1025, 65535, 39999),
-      // RTP over TCP nobody watches live may wait this long in the kernel (engine/read-coalesce.ts); 0 = off
-      read_delay_ms: intIn(0, 1000, 200),
+      // RTP over TCP nobody watches live is read on a timer this often (engine/socket-poller.ts); 0 = as it arrives
+      read_interval_ms: intIn(0, 1000, 100),
     }),
     video: table({
       storage: table({

@@ -12,6 +12,7 @@ import type { GbPlatform } from './gb28181-platform.ts';
 import { GbMediaServer, type GbMediaCounters } from './gb28181-media.ts';
 import { IndexDb } from './index-db.ts';
 import { log } from './log.ts';
+import { SocketPoller } from './socket-poller.ts';
 import { LiveHub } from './live.ts';
 import { Snapshots } from './snapshots.ts';
 import { MediaPool, WORKER_STREAMS, type StreamHandle } from './media-pool.ts';
@@ -96,6 +97,8 @@ export class Engine {
   #pacer: ReturnType<typeof setInterval>;
   /** Asks for a collection every few MB of ingest (engine/gc-pacer.ts). */
   readonly gcPacer: GcPacer;
+  /** Reads RTSP/TCP cameras nobody watches live on a timer ([rtsp] read_interval_ms; null = off). */
+  readonly socketPoller: SocketPoller | null;
   #retention: RetentionHandle;
   #stopping: Promise<void> | null = null;
 
@@ -138,6 +141,7 @@ export class Engine {
     this.#pacer = setInterval(() => this.#pace(), PACE_INTERVAL_MS);
     this.gcPacer = new GcPacer({ rate: () => this.pool.ingestBytesPerSec(), budgetBytes: perf.gc_budget_mb << 20 });
     if (perf.gc_budget_mb > 0) this.gcPacer.start();
+    this.socketPoller = config.rtsp.read_interval_ms > 0 ? new SocketPoller(config.rtsp.read_interval_ms) : null;
     const storage = config.video.storage;
     this.#retention = startRetention({
       index,
@@ -283,7 +287,7 @@ export class Engine {
       keyframeIntervalMs: this.keyframeIntervalMs,
       nextSegmentNumber: () => this.nextSegmentNumber(cfg.stream_id),
       udpPorts: { min: this.config.rtsp.udp_port_min, max: this.config.rtsp.udp_port_max },
-      readDelayMs: this.config.rtsp.read_delay_ms,
+      ...(this.socketPoller !== null ? { poller: this.socketPoller } : {}),
       onState: (state, error) => {
         entry.state = state;
         if (error !== null || state === 'live') entry.error = error;
@@ -322,6 +326,7 @@ export class Engine {
     this.#stopping ??= (async () => {
       clearInterval(this.#pacer);
       this.gcPacer.stop();
+      this.socketPoller?.stop();
       for (const e of this.streams.values()) e.source = null;
       await Promise.all([...this.streams.values()].map((e) => e.rtsp?.stop()));
       await this.rtmp?.stop();

@@ -9,8 +9,7 @@ import { buildReceiverReport, parseRtcp, RtpReceiverStats } from '../media/rtcp.
 import { KIND_RTCP, KIND_RTP } from '../workers/ring-format.ts';
 import type { RtpTrackSpec } from '../workers/control.ts';
 import { log } from './log.ts';
-import { ReadCoalescer } from './read-coalesce.ts';
-import { setRecvLowWater, sockoptUnavailable } from './sockopt.ts';
+import { pollerUnavailable, type PolledSocket, type SocketPoller } from './socket-poller.ts';
 import type { MediaPool, StreamHandle, StreamSpec } from './media-pool.ts';
 
 /** Reconnect pauses: 1 s, 2 s, 4 s ... with +-20 % jitter, capped. */
@@ -56,14 +55,11 @@ export interface RtspSourceOptions {
   /** Wait this long before the first connection (the engine spreads a start of many cameras). */
   startDelayMs?: number;
   /**
-   * RTP over TCP nobody watches live may wait in the kernel up to this long, so that it is read in
-   * fewer, larger reads (engine/read-coalesce.ts); 0 or absent = every byte at once.
+   * Reads RTP over TCP that nobody watches live on a timer (engine/socket-poller.ts) instead of
+   * as it arrives; absent = every byte as it arrives.
    */
-  readDelayMs?: number;
+  poller?: SocketPoller;
 }
-
-/** The largest socket low-water mark (the reads' size when coalescing). */
-export const READ_COALESCE_MAX_BYTES = 64 << 10;
 
 type UdpSock = import('bun').udp.Socket<'buffer'>;
 export interface UdpPair {
@@ -106,8 +102,10 @@ class Attempt {
   rtpInfoSent = false;
   live = false;
   ended = false;
-  /** TCP reads coalesced while nobody watches (null: UDP, off, or not playing yet). */
-  coalescer: ReadCoalescer | null = null;
+  /** The TCP socket as the poller reads it (null: UDP, no poller, or not playing yet). */
+  polled: PolledSocket | null = null;
+  /** The socket is in the poller now (paused on Bun's side). */
+  pollerOwns = false;
   constructor(
     readonly url: string,
     readonly transport: 'tcp' | 'udp',
@@ -144,9 +142,9 @@ export class RtspSource {
     } else void this.#connect(this.#url, this.#transport);
   }
 
-  /** The TCP socket's low-water mark in force (0: every byte is read at once; see read-coalesce.ts). */
-  get readLowWater(): number {
-    return this.#a?.coalescer?.lowWater ?? 0;
+  /** How the camera's TCP socket is read now: on the poller's timer, or as bytes arrive. */
+  get readMode(): 'polled' | 'event' {
+    return this.#a?.pollerOwns === true ? 'polled' : 'event';
   }
 
   async stop(): Promise<void> {
@@ -204,7 +202,6 @@ export class RtspSource {
         port: a.client.port,
         socket: {
           data: (_s, data) => {
-            a.coalescer?.add(data.length);
             a.client.receive(data, Date.now());
             this.#pump(a);
           },
@@ -236,7 +233,7 @@ export class RtspSource {
           break;
         case 'playing':
           a.playingMs = Date.now();
-          this.#coalesce(a);
+          this.#startPolling(a);
           a.lastDataMs = 0;
           a.rtpInfo = ev.tracks.map((t) => t.rtptime ?? -1);
           this.#sendRtpInfo(a);
@@ -287,8 +284,8 @@ export class RtspSource {
           return;
         }
         a.handle = h;
-        h.onPreviewChange = (on) => a.coalescer?.setLive(on);
-        a.coalescer?.setLive(h.previewOn);
+        h.onPreviewChange = (on) => this.#setPolled(a, !on);
+        this.#setPolled(a, !h.previewOn);
         this.#o.onHandle(h);
         this.#sendRtpInfo(a);
         for (const p of a.early) h.write(KIND_RTP, p.track, p.ts, p.data);
@@ -300,27 +297,47 @@ export class RtspSource {
     );
   }
 
-  /** Starts coalescing the attempt's TCP reads (after PLAY: the RTSP exchange itself reads at once). */
-  #coalesce(a: Attempt): void {
-    const delay = this.#o.readDelayMs ?? 0;
-    if (a.transport !== 'tcp' || a.socket === null || delay <= 0 || a.coalescer !== null) return;
-    const socket = a.socket;
-    a.coalescer = new ReadCoalescer(
-      {
-        maxDelayMs: delay,
-        maxBytes: READ_COALESCE_MAX_BYTES,
-        set: (bytes) => {
-          if (a.ended || socket.readyState <= 0) return false;
-          // Bun's sockets carry their descriptor as `fd` (not in its type declarations).
-          if (setRecvLowWater((socket as unknown as { fd?: number }).fd ?? -1, bytes)) return true;
-          const why = sockoptUnavailable();
-          log.info(`stream ${this.#o.streamId}: socket reads not coalesced${why !== null ? ` (${why})` : ''}`);
-          return false;
-        },
+  /**
+   * After PLAY (the RTSP exchange itself is read as it arrives): the camera's TCP socket goes to
+   * the poller unless somebody watches it live.
+   */
+  #startPolling(a: Attempt): void {
+    const poller = this.#o.poller;
+    if (poller === undefined || a.transport !== 'tcp' || a.socket === null || a.polled !== null) return;
+    const fd = (a.socket as unknown as { fd?: number }).fd; // Bun's sockets carry it (not in the type declarations)
+    if (typeof fd !== 'number' || fd < 0) return;
+    a.polled = {
+      fd,
+      onData: (view) => {
+        a.client.receive(view, Date.now());
+        this.#pump(a);
       },
-      Date.now(),
-    );
-    a.coalescer.setLive(a.handle?.previewOn ?? false);
+      onEnd: (error) => {
+        a.pollerOwns = false;
+        void this.#fail(a, error === null ? 'the camera closed the connection' : `connection error: ${error}`);
+      },
+    };
+    this.#setPolled(a, !(a.handle?.previewOn ?? false));
+  }
+
+  /** Moves the socket to the poller (nobody watches) or back to Bun's event loop (a live viewer: read at once). */
+  #setPolled(a: Attempt, on: boolean): void {
+    const poller = this.#o.poller;
+    if (poller === undefined || a.polled === null || a.socket === null || a.ended || on === a.pollerOwns) return;
+    if (on) {
+      a.socket.pause();
+      if (!poller.add(a.polled)) {
+        a.socket.resume();
+        a.polled = null; // not on this system: stays on the event loop
+        log.info(`stream ${this.#o.streamId}: reads not polled (${pollerUnavailable() ?? 'unavailable'})`);
+        return;
+      }
+      a.pollerOwns = true;
+    } else {
+      poller.delete(a.polled);
+      a.pollerOwns = false;
+      a.socket.resume();
+    }
   }
 
   /** Hot path: one RTP or RTCP packet (a view valid during this call only). */
@@ -401,7 +418,6 @@ export class RtspSource {
     }
     const since = a.lastDataMs || a.playingMs;
     if (now - since > NO_DATA_TIMEOUT_MS) return void this.#fail(a, `no data for ${NO_DATA_TIMEOUT_MS / 1000} s`);
-    a.coalescer?.tick(now);
     if (now - a.lastRrMs >= RR_INTERVAL_MS && a.lastDataMs > 0) {
       a.lastRrMs = now;
       this.#sendReports(a, now);
@@ -455,6 +471,10 @@ export class RtspSource {
   async #end(a: Attempt, _why: string | null): Promise<void> {
     if (a.ended) return;
     a.ended = true;
+    if (a.polled !== null) {
+      this.#o.poller?.delete(a.polled); // before the close: its descriptor number may be reused at once
+      a.pollerOwns = false;
+    }
     try {
       a.socket?.end();
     } catch {

@@ -22,6 +22,8 @@ export function streamView(e: StreamEntry) {
     state: e.state,
     error: e.error,
     reconnects: e.reconnects,
+    // RTSP over TCP: "polled" while nobody watches live ([rtsp] read_interval_ms), "event" otherwise
+    ...(e.rtsp ? { read_mode: e.rtsp.readMode } : {}),
     counters: c
       ? {
           bytes_in: c.bytesIn,
@@ -32,8 +34,6 @@ export function streamView(e: StreamEntry) {
           resyncs: c.resyncs,
           preview_drops: c.previewDrops,
           bitrate_bps: c.bytesPerSec * 8,
-          // RTSP over TCP: bytes a socket read waits for while nobody watches live (0 = at once)
-          read_low_water_bytes: e.rtsp?.readLowWater ?? 0,
         }
       : null,
     ...(e.gbMedia
