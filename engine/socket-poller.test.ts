@@ -36,6 +36,21 @@ function polled(p: Pair): PolledSocket & { got: number[]; ends: (string | null)[
   return { fd: (p.client as unknown as { fd: number }).fd, got, ends, onData: (v) => void got.push(...v), onEnd: (e) => void ends.push(e) };
 }
 
+/** A poller stopped after the test. */
+function newPoller(intervalMs: number): SocketPoller {
+  const p = new SocketPoller(intervalMs);
+  pollers.push(p);
+  return p;
+}
+
+/** The pair's client paused on Bun's side and handed to `poller`. */
+function handOver(poller: SocketPoller, p: Pair): ReturnType<typeof polled> {
+  const s = polled(p);
+  p.client.pause();
+  expect(poller.add(s)).toBe(true);
+  return s;
+}
+
 async function until(fn: () => boolean, what: string, ms = 5000): Promise<void> {
   const end = Date.now() + ms;
   while (!fn()) {
@@ -51,11 +66,8 @@ describe('socket poller (loopback TCP)', () => {
 
   test("a paused socket's bytes come through the poller, in order and whole (more than one read's room)", async () => {
     const p = await pair();
-    const poller = new SocketPoller(20);
-    pollers.push(poller);
-    const s = polled(p);
-    p.client.pause();
-    expect(poller.add(s)).toBe(true);
+    const poller = newPoller(20);
+    const s = handOver(poller, p);
     const data = new Uint8Array(700_000).map((_, i) => (i * 31 + (i >> 8)) & 0xff);
     p.server.write(data);
     await until(() => s.got.length === data.length, 'all bytes through the poller');
@@ -67,14 +79,8 @@ describe('socket poller (loopback TCP)', () => {
 
   test('the turns are spread: with many sockets each one is read within its interval', async () => {
     const ps = await Promise.all(Array.from({ length: 12 }, () => pair()));
-    const poller = new SocketPoller(60);
-    pollers.push(poller);
-    const ss = ps.map((p) => {
-      const s = polled(p);
-      p.client.pause();
-      poller.add(s);
-      return s;
-    });
+    const poller = newPoller(60);
+    const ss = ps.map((p) => handOver(poller, p));
     for (let round = 1; round <= 3; round++) {
       for (const p of ps) p.server.write(new Uint8Array(1000).fill(round));
       await until(() => ss.every((s) => s.got.length === round * 1000), `round ${round} on every socket`);
@@ -84,11 +90,8 @@ describe('socket poller (loopback TCP)', () => {
 
   test('a socket taken back goes to Bun again; the peer closing is reported once and the socket leaves', async () => {
     const p = await pair();
-    const poller = new SocketPoller(20);
-    pollers.push(poller);
-    const s = polled(p);
-    p.client.pause();
-    poller.add(s);
+    const poller = newPoller(20);
+    const s = handOver(poller, p);
     p.server.write(new Uint8Array(10).fill(1));
     await until(() => s.got.length === 10, 'polled bytes');
     poller.delete(s);
@@ -109,8 +112,7 @@ describe('socket poller (loopback TCP)', () => {
   });
 
   test('a descriptor that is not a socket is reported as an error, not a crash', async () => {
-    const poller = new SocketPoller(20);
-    pollers.push(poller);
+    const poller = newPoller(20);
     const ends: (string | null)[] = [];
     poller.add({ fd: 1 << 20, onData: () => {}, onEnd: (e) => void ends.push(e) });
     await until(() => ends.length === 1, 'the error');

@@ -1,6 +1,7 @@
-// Timer-driven reads for TCP sockets whose bytes may wait: one timer reads every registered
-// socket with non-blocking recv(2) into one reused buffer (libc through bun:ffi), instead of
-// the event loop waking per socket and Bun handing each read over in a fresh buffer.
+// Timer-driven reads for TCP sockets whose bytes may wait: each registered socket is read once
+// per interval with non-blocking recv(2) into one reused buffer (libc through bun:ffi), the
+// sockets' turns spread over the interval's ticks, instead of the event loop waking per socket
+// and Bun handing each read over in a fresh buffer.
 //
 // A socket is paused on Bun's side (`socket.pause()`: its event loop stops reading it) while it
 // is registered here, and resumed when it leaves; writes still go through Bun. What a read finds
@@ -59,7 +60,7 @@ export function pollerUnavailable(): string | null {
   return why;
 }
 
-/** The timer's tick: each socket's turn comes every `periodMs`, the sockets spread over the ticks. */
+/** The timer's tick: each socket's turn comes every interval, the sockets spread over the ticks. */
 const TICK_MS = 10;
 
 export class SocketPoller {
@@ -68,15 +69,17 @@ export class SocketPoller {
   #order: PolledSocket[] = [];
   #cursor = 0;
   readonly #intervalMs: number;
+  readonly #tickMs: number;
   #timer: ReturnType<typeof setInterval> | null = null;
   #buf: Uint8Array | null = null;
   #bufPtr: Pointer | null = null;
-  /** recv calls made, bytes read (for the system view). */
+  /** recv calls made and bytes read since the start (diagnostics, tests). */
   reads = 0;
   bytes = 0;
 
   constructor(intervalMs: number) {
     this.#intervalMs = Math.max(1, intervalMs);
+    this.#tickMs = Math.min(TICK_MS, this.#intervalMs);
   }
 
   get size(): number {
@@ -94,7 +97,7 @@ export class SocketPoller {
     this.#sockets.add(s);
     this.#order.push(s);
     if (this.#timer === null) {
-      this.#timer = setInterval(() => this.#tick(), Math.min(TICK_MS, this.#intervalMs));
+      this.#timer = setInterval(() => this.#tick(), this.#tickMs);
       this.#timer.unref?.();
     }
     return true;
@@ -118,7 +121,7 @@ export class SocketPoller {
   #tick(): void {
     const n = this.#order.length;
     if (n === 0) return;
-    let k = Math.ceil((n * Math.min(TICK_MS, this.#intervalMs)) / this.#intervalMs);
+    let k = Math.ceil((n * this.#tickMs) / this.#intervalMs);
     while (k-- > 0 && this.#order.length > 0) {
       if (this.#cursor >= this.#order.length) this.#cursor = 0;
       const s = this.#order[this.#cursor++]!;
@@ -126,36 +129,30 @@ export class SocketPoller {
     }
   }
 
-  /** Every registered socket read until it has nothing more. */
-  poll(): void {
-    for (const s of [...this.#order]) this.#read(s);
-  }
-
+  /** One socket's turn: read until it has nothing more (or MAX_READS_PER_ROUND reads). */
   #read(s: PolledSocket): void {
     const c = libc;
     const buf = this.#buf;
-    if (!c || buf === null || !this.#sockets.has(s)) return;
-    {
-      for (let i = 0; i < MAX_READS_PER_ROUND; i++) {
-        const n = Number(c.recv(s.fd, this.#bufPtr!, READ_BYTES, MSG_DONTWAIT));
-        this.reads++;
-        if (n > 0) {
-          this.bytes += n;
-          s.onData(buf.subarray(0, n));
-          if (!this.#sockets.has(s) || n < READ_BYTES) break; // drained (or the owner took it back)
-          continue;
-        }
-        if (n === 0) {
-          this.delete(s);
-          s.onEnd(null);
-          break;
-        }
-        const e = c.errno();
-        if (e === EAGAIN || e === EINTR) break;
-        this.delete(s);
-        s.onEnd(`recv failed (errno ${e})`);
-        break;
+    if (!c || buf === null) return;
+    for (let i = 0; i < MAX_READS_PER_ROUND; i++) {
+      const n = Number(c.recv(s.fd, this.#bufPtr!, READ_BYTES, MSG_DONTWAIT));
+      this.reads++;
+      if (n > 0) {
+        this.bytes += n;
+        s.onData(buf.subarray(0, n));
+        if (!this.#sockets.has(s) || n < READ_BYTES) return; // drained (or the owner took it back)
+        continue;
       }
+      if (n === 0) {
+        this.delete(s);
+        s.onEnd(null);
+        return;
+      }
+      const e = c.errno();
+      if (e === EAGAIN || e === EINTR) return;
+      this.delete(s);
+      s.onEnd(`recv failed (errno ${e})`);
+      return;
     }
   }
 

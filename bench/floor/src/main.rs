@@ -298,6 +298,25 @@ mod epoll {
                 self.len = 0;
             }
         }
+
+        /// One non-blocking read into the buffer (flushed first when full); false when nothing was
+        /// ready. An end or an error closes the camera (and says true: something happened).
+        fn read_some(&mut self) -> bool {
+            if self.len >= WRITE_BYTES {
+                self.flush();
+            }
+            let len = self.len;
+            match self.s.read(&mut self.buf[len..]) {
+                Ok(0) => self.open = false,
+                Ok(k) => self.len += k,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return false,
+                Err(e) => {
+                    self.err = e.to_string();
+                    self.open = false;
+                }
+            }
+            true
+        }
     }
 
     pub fn run(url: &str, cameras: usize, out: &std::path::Path, stop: &AtomicBool, lowat: i32) {
@@ -375,19 +394,7 @@ mod epoll {
                 if !c.open {
                     continue;
                 }
-                if c.len >= WRITE_BYTES {
-                    c.flush();
-                }
-                let len = c.len;
-                match c.s.read(&mut c.buf[len..]) {
-                    Ok(0) => c.open = false,
-                    Ok(k) => c.len += k,
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                    Err(e) => {
-                        c.err = e.to_string();
-                        c.open = false;
-                    }
-                }
+                c.read_some();
                 if !c.open {
                     open -= 1;
                     // SAFETY: the fd is still open (owned by `c.s`); a closed peer must leave the set or it fires forever.
@@ -398,21 +405,7 @@ mod epoll {
         for (i, c) in cams.iter_mut().enumerate() {
             if let Some(c) = c {
                 // Bytes below the low-water mark are still queued: a non-blocking read returns them.
-                while c.open {
-                    if c.len >= WRITE_BYTES {
-                        c.flush();
-                    }
-                    let len = c.len;
-                    match c.s.read(&mut c.buf[len..]) {
-                        Ok(0) => c.open = false,
-                        Ok(k) => c.len += k,
-                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-                        Err(e) => {
-                            c.err = e.to_string();
-                            c.open = false;
-                        }
-                    }
-                }
+                while c.open && c.read_some() {}
                 c.flush();
                 if c.err.is_empty() {
                     println!("cam{} {}", i + 1, c.total);
